@@ -1,0 +1,1 @@
+"""ssmrl: state-space models for RL, replicated."""

@@ -1,0 +1,52 @@
+"""The MuJoCo locomotion tasks of the offline-RL chapters and their reference numbers.
+
+D4RL's min/max scores turn a raw return into a normalized score
+(100 · (R − min) / (max − min)) comparable with the papers; the return targets are the ones
+the Decision Transformer paper conditions on (replication-targets.md, §B).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ssmrl_lib.errors import check_choice
+
+
+@dataclass(frozen=True)
+class LocomotionTask:
+    name: str
+    gym_id: str
+    ref_min_score: float
+    ref_max_score: float
+    return_targets: tuple[float, ...]
+
+
+TASKS: dict[str, LocomotionTask] = {
+    task.name: task
+    for task in (
+        LocomotionTask("hopper", "Hopper-v5", -20.272305, 3234.3, (3600.0, 1800.0)),
+        LocomotionTask("halfcheetah", "HalfCheetah-v5", -280.178953, 12135.0, (12000.0, 6000.0)),
+        LocomotionTask("walker2d", "Walker2d-v5", 1.629008, 4592.3, (5000.0, 2500.0)),
+    )
+}
+
+
+def get_task(name: str) -> LocomotionTask:
+    """The task called ``name`` (``hopper``, ``halfcheetah``, ``walker2d``)."""
+    check_choice("environment", name, TASKS)
+    return TASKS[name]
+
+
+def task_for_gym_id(gym_id: str) -> LocomotionTask:
+    """The task whose gymnasium id is ``gym_id`` (e.g. ``Hopper-v5``)."""
+    by_id = {task.gym_id: task for task in TASKS.values()}
+    check_choice("gymnasium environment", gym_id, by_id)
+    return by_id[gym_id]
+
+
+def normalized_score(task: LocomotionTask, returns: np.ndarray | float) -> np.ndarray:
+    """D4RL-normalized score: 0 is a random policy, 100 the D4RL expert."""
+    span = task.ref_max_score - task.ref_min_score
+    return 100.0 * (np.asarray(returns, dtype=np.float64) - task.ref_min_score) / span

@@ -1,0 +1,1 @@
+"""Evaluation: batched rollouts in gymnasium environments and the scores reported from them."""

@@ -1,0 +1,1 @@
+"""Experiments: profile settings, run configs, and the run functions the notebooks call."""

@@ -1,0 +1,274 @@
+"""Offline RL on MuJoCo locomotion with sequence models (Decision Transformer and successors).
+
+``OfflineSettings`` is what a notebook's ``profile`` and overrides resolve to; ``grid`` turns it
+into one ``OfflineRunConfig`` per (environment, seed); ``run_offline`` trains and evaluates one
+of them. Everything that changes a run's numbers is in its config, so the run cache is safe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import minari
+import numpy as np
+import torch
+from torch import nn
+
+from ssmrl_lib.data import DTWindowSampler, load_trajectories
+from ssmrl_lib.data.make import make_dataset
+from ssmrl_lib.envs import TASKS, get_task, normalized_score
+from ssmrl_lib.errors import SsmrlError, check_choice
+from ssmrl_lib.evaluate.dt_policy import ContextWindowPolicy
+from ssmrl_lib.evaluate.rollout import rollout
+from ssmrl_lib.models.decision_transformer import (
+    DecisionTransformer,
+    SequenceModelConfig,
+    count_trainable_parameters,
+)
+from ssmrl_lib.profiles import resolve
+from ssmrl_lib.report.provenance import git_commit, hardware, library_versions
+from ssmrl_lib.runs import RunDir, RunSpec
+from ssmrl_lib.train.offline import TrainConfig, train_offline
+
+EXPERIMENT = "offline_rl"
+MODELS = {"dt": DecisionTransformer}
+LOSS_CURVE_POINTS = 400
+
+
+@dataclass(frozen=True)
+class OfflineSettings:
+    """A notebook's knobs; see ``PROFILES`` for their values per profile."""
+
+    envs: tuple = ("hopper", "halfcheetah", "walker2d")
+    dataset: str = "ssmrl/{env}/medium-v0"
+    make_missing_dataset_steps: int = 0
+    models: tuple = ("dt",)
+    seeds: int = 3
+    steps: int = 100_000
+    batch_size: int = 64
+    warmup_steps: int = 10_000
+    learning_rate: float = 1e-4
+    context_len: int = 20
+    hidden_size: int = 128
+    n_layer: int = 3
+    episodes: int = 100
+    eval_envs: int = 25
+    all_targets: bool = True
+    eval_every: int = 10_000
+    eval_every_episodes: int = 10
+    max_ep_len: int = 1000
+
+
+PROFILES = {
+    "smoke": OfflineSettings(
+        envs=("hopper",),
+        dataset="ssmrl/{env}/smoke-random-v0",
+        make_missing_dataset_steps=1_000,
+        seeds=2,
+        steps=20,
+        batch_size=8,
+        warmup_steps=5,
+        context_len=5,
+        hidden_size=16,
+        n_layer=1,
+        episodes=2,
+        eval_envs=2,
+        all_targets=False,
+        eval_every=10,
+        eval_every_episodes=1,
+        max_ep_len=50,
+    ),
+    "quick": OfflineSettings(
+        dataset="ssmrl/{env}/random-v0",
+        seeds=2,
+        steps=600,
+        warmup_steps=100,
+        learning_rate=1e-4,
+        episodes=10,
+        eval_envs=10,
+        all_targets=False,
+        eval_every=200,
+        eval_every_episodes=5,
+    ),
+    "full": OfflineSettings(),
+}
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    episodes: int
+    n_envs: int
+    return_targets: tuple
+    every: int
+    every_episodes: int
+    max_ep_len: int
+    rtg_scale: float = 1000.0
+
+
+@dataclass(frozen=True)
+class OfflineRunConfig:
+    """Everything that determines one run's numbers (hashed as the run's cache key)."""
+
+    model_name: str
+    env: str
+    dataset: str
+    dataset_fingerprint: str
+    seed: int
+    model: SequenceModelConfig
+    train: TrainConfig
+    eval: EvalConfig
+
+
+def settings_for(profile: str, **overrides: Any) -> OfflineSettings:
+    """Resolve a profile and overrides, checking environment and model names."""
+    settings = resolve(PROFILES, profile, **overrides)
+    for env in settings.envs:
+        check_choice("environment", env, TASKS)
+    for model in settings.models:
+        check_choice("model", model, MODELS)
+    return settings
+
+
+def dataset_id(settings: OfflineSettings, env: str) -> str:
+    return settings.dataset.format(env=env)
+
+
+def ensure_datasets(settings: OfflineSettings) -> dict[str, str]:
+    """Dataset id per environment; smoke-style settings make missing ones with a random policy."""
+    ids = {env: dataset_id(settings, env) for env in settings.envs}
+    if settings.make_missing_dataset_steps:
+        local = minari.list_local_datasets()
+        for env, ds_id in ids.items():
+            if ds_id not in local:
+                make_dataset(get_task(env), ds_id, settings.make_missing_dataset_steps, seed=0)
+    return ids
+
+
+def grid(settings: OfflineSettings) -> list[RunSpec]:
+    """One run per (model, environment, seed)."""
+    specs = []
+    for env, ds_id in ensure_datasets(settings).items():
+        trajectories = load_trajectories(ds_id)
+        task = get_task(env)
+        if trajectories.gym_id and trajectories.gym_id != task.gym_id:
+            raise SsmrlError(
+                f"dataset {ds_id!r} was recorded in {trajectories.gym_id}, not {task.gym_id}"
+            )
+        model = SequenceModelConfig(
+            state_dim=trajectories.state_dim,
+            act_dim=trajectories.act_dim,
+            context_len=settings.context_len,
+            hidden_size=settings.hidden_size,
+            n_layer=settings.n_layer,
+            max_ep_len=settings.max_ep_len,
+        )
+        train = TrainConfig(
+            steps=settings.steps,
+            batch_size=settings.batch_size,
+            learning_rate=settings.learning_rate,
+            warmup_steps=settings.warmup_steps,
+        )
+        targets = task.return_targets if settings.all_targets else task.return_targets[:1]
+        evaluation = EvalConfig(
+            episodes=settings.episodes,
+            n_envs=settings.eval_envs,
+            return_targets=targets,
+            every=settings.eval_every,
+            every_episodes=settings.eval_every_episodes,
+            max_ep_len=settings.max_ep_len,
+        )
+        fingerprint = trajectories.fingerprint()
+        for model_name in settings.models:
+            for seed in range(settings.seeds):
+                config = OfflineRunConfig(
+                    model_name, env, ds_id, fingerprint, seed, model, train, evaluation
+                )
+                specs.append(RunSpec(EXPERIMENT, config, run_offline))
+    return specs
+
+
+def evaluate_model(
+    model: nn.Module,
+    config: OfflineRunConfig,
+    sampler: DTWindowSampler,
+    target: float,
+    episodes: int,
+) -> dict[str, Any]:
+    """Return and normalized score of ``episodes`` rollouts conditioned on ``target``."""
+    task = get_task(config.env)
+    policy = ContextWindowPolicy(
+        model, sampler.normalizer, target, config.eval.rtg_scale, config.model.context_len,
+        config.eval.max_ep_len, min(config.eval.n_envs, episodes),
+        config.model.state_dim, config.model.act_dim,
+    )
+    result = rollout(
+        lambda: gym.make(task.gym_id, max_episode_steps=config.eval.max_ep_len),
+        policy, episodes, config.eval.n_envs, seed=10_000 * (config.seed + 1),
+        desc=f"eval {config.env} target {target:g}",
+    )
+    scores = normalized_score(task, result.returns)
+    return {
+        "target": target,
+        "returns": result.returns.tolist(),
+        "lengths": result.lengths.tolist(),
+        "return_mean": float(result.returns.mean()),
+        "return_std": float(result.returns.std()),
+        "score_mean": float(scores.mean()),
+        "score_std": float(scores.std()),
+        "wall_time_s": result.wall_time_s,
+    }
+
+
+def run_offline(config: OfflineRunConfig, run: RunDir) -> dict[str, Any]:
+    """Train one model on one dataset with one seed, then evaluate it on every return target."""
+    started = time.perf_counter()
+    trajectories = load_trajectories(config.dataset)
+    if trajectories.fingerprint() != config.dataset_fingerprint:
+        raise SsmrlError(f"dataset {config.dataset!r} changed since this run was configured")
+    sampler = DTWindowSampler(
+        trajectories, config.model.context_len, config.eval.rtg_scale, config.model.max_ep_len
+    )
+    torch.manual_seed(config.seed)
+    model = MODELS[config.model_name](config.model)
+
+    def evaluate_during_training(current: nn.Module) -> dict[str, Any]:
+        target = config.eval.return_targets[0]
+        summary = evaluate_model(current, config, sampler, target, config.eval.every_episodes)
+        return {k: summary[k] for k in ("target", "return_mean", "score_mean")}
+
+    history = train_offline(
+        model, sampler, config.train, config.seed, run,
+        evaluate=evaluate_during_training, eval_every=config.eval.every,
+    )
+    evaluations = [
+        evaluate_model(model, config, sampler, target, config.eval.episodes)
+        for target in config.eval.return_targets
+    ]
+    return {
+        "config": dataclasses.asdict(config),
+        "parameters": count_trainable_parameters(model),
+        "loss_curve": _binned_curve(history.losses),
+        "final_loss": float(np.mean(history.losses[-max(1, len(history.losses) // 20):])),
+        "evaluations_during_training": history.evaluations,
+        "evaluations": evaluations,
+        "dataset_episodes": len(trajectories.rewards),
+        "dataset_steps": int(trajectories.lengths.sum()),
+        "wall_time_s": time.perf_counter() - started,
+        "commit": git_commit(),
+        "hardware": hardware(),
+        "versions": library_versions(),
+    }
+
+
+def _binned_curve(losses: list[float]) -> dict[str, list[float]]:
+    """Per-step losses averaged into at most ``LOSS_CURVE_POINTS`` bins (step = bin end)."""
+    losses_array = np.asarray(losses)
+    bins = np.array_split(np.arange(len(losses_array)), min(LOSS_CURVE_POINTS, len(losses_array)))
+    return {
+        "step": [int(b[-1]) + 1 for b in bins],
+        "loss": [float(losses_array[b].mean()) for b in bins],
+    }

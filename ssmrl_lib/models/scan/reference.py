@@ -1,0 +1,28 @@
+"""Sequential reference backend: a plain Python loop over time, differentiable by autograd.
+
+Slow but obviously correct; every other backend is tested against it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ssmrl_lib.models.scan import expand_reset, register_backend
+
+
+@register_backend("sequential")
+def sequential_scan(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    h0: torch.Tensor | None = None,
+    reset: torch.Tensor | None = None,
+) -> torch.Tensor:
+    a = torch.broadcast_to(a, b.shape)
+    if reset is not None:
+        a = a * (1 - expand_reset(reset, b))
+    h = torch.zeros_like(b[:, 0]) if h0 is None else h0
+    states = []
+    for t in range(b.shape[1]):
+        h = a[:, t] * h + b[:, t]
+        states.append(h)
+    return torch.stack(states, dim=1)

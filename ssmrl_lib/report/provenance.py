@@ -1,0 +1,80 @@
+"""Where a number came from: code commit, hardware, library versions."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TRACKED_PACKAGES = ("torch", "numpy", "gymnasium", "mujoco", "minari", "transformers")
+
+
+def git_commit() -> str:
+    """Short commit hash of the code, with ``+dirty`` if tracked files have local changes."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short=10", "HEAD"],
+            cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{commit}+dirty" if dirty else commit
+
+
+def hardware() -> str:
+    """CPU model and core count, plus the GPU when torch sees one."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    description = f"{cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
+    if torch.cuda.is_available():
+        description += f", GPU {torch.cuda.get_device_name(0)}"
+    return description
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in TRACKED_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def provenance_markdown(
+    profile: str, results: list[dict], datasets: list[str], notebook_wall_time_s: float
+) -> str:
+    """A MyST admonition saying which profile, data, hardware and commit produced the numbers."""
+    hardware_seen = sorted({r["hardware"] for r in results})
+    commits = sorted({r["commit"] for r in results})
+    run_time = sum(r["wall_time_s"] for r in results)
+    versions = results[0]["versions"] if results else library_versions()
+    version_text = ", ".join(f"{k} {v}" for k, v in versions.items())
+    lines = [
+        ":::{admonition} Provenance",
+        ":class: note",
+        f"- **profile**: `{profile}`",
+        f"- **datasets**: {', '.join(f'`{d}`' for d in datasets)}",
+        f"- **runs**: {len(results)}, total run wall time {run_time / 60:.1f} min "
+        f"(this execution of the notebook: {notebook_wall_time_s / 60:.1f} min; finished runs "
+        "are reused from the cache)",
+        f"- **hardware**: {'; '.join(hardware_seen)}",
+        f"- **code commit**: {', '.join(f'`{c}`' for c in commits)}",
+        f"- **versions**: {version_text}",
+        ":::",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,93 @@
+"""Tables of finished runs: ours beside the papers', with a verdict per row."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ssmrl_lib.evaluate.scores import bootstrap_ci
+from ssmrl_lib.report.paper_numbers import CORL_DT, DT_PAPER
+
+PAPER_QUALITY = "medium"
+
+
+def dataset_quality(dataset_id: str) -> str:
+    """``medium`` from ``ssmrl/hopper/medium-v0`` (the part after the environment)."""
+    match = re.match(r"^(?:.*/)?[^/]+/([a-z\-]+?)(?:-v\d+)?$", dataset_id)
+    return match.group(1) if match else dataset_id
+
+
+def runs_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per (run, return target) with its final evaluation."""
+    rows = []
+    for result in results:
+        config = result["config"]
+        for evaluation in result["evaluations"]:
+            rows.append({
+                "model": config["model_name"],
+                "env": config["env"],
+                "dataset": config["dataset"],
+                "seed": config["seed"],
+                "target": evaluation["target"],
+                "return_mean": evaluation["return_mean"],
+                "score_mean": evaluation["score_mean"],
+                "final_loss": result["final_loss"],
+                "wall_time_s": result["wall_time_s"],
+            })
+    return pd.DataFrame(rows)
+
+
+def verdict(
+    ours_ci: tuple[float, float], paper: tuple[float, float] | None, same_data: bool
+) -> str:
+    """Reproduced when our 95% CI over seeds overlaps the paper's mean ± std."""
+    if paper is None:
+        return "no paper number"
+    if not same_data:
+        return "not comparable (different data)"
+    low, high = paper[0] - paper[1], paper[0] + paper[1]
+    if ours_ci[1] < low:
+        return "below paper"
+    if ours_ci[0] > high:
+        return "above paper"
+    return "reproduced"
+
+
+def dt_score_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Normalized score per (model, env, dataset, target): ours over seeds beside DT's and CORL's.
+
+    The paper columns are the paper's own dataset of the same quality; when our dataset is of
+    another quality the row still shows the medium-dataset numbers, marked not comparable.
+    """
+    rows = []
+    for (model, env, dataset, target), group in frame.groupby(
+        ["model", "env", "dataset", "target"], sort=False
+    ):
+        per_seed = group["score_mean"].to_numpy()
+        quality = dataset_quality(dataset)
+        key = (env, quality if (env, quality) in DT_PAPER else PAPER_QUALITY)
+        paper, corl = DT_PAPER.get(key), CORL_DT.get(key)
+        ci = bootstrap_ci(per_seed)
+        rows.append({
+            "model": model,
+            "env": env,
+            "our dataset": dataset,
+            "target return": f"{target:g}",
+            "seeds": len(per_seed),
+            "ours: score": f"{per_seed.mean():.1f} ± {per_seed.std():.1f}",
+            "ours: 95% CI": f"[{ci[0]:.1f}, {ci[1]:.1f}]",
+            "paper dataset": f"{key[0]}-{key[1]}",
+            "paper: DT": f"{paper[0]:.1f} ± {paper[1]:.1f}" if paper else "—",
+            "paper: CORL DT (last / best)": f"{corl[0]:.1f} / {corl[1]:.1f}" if corl else "—",
+            "verdict": verdict(ci, paper, same_data=key[1] == quality),
+        })
+    return pd.DataFrame(rows)
+
+
+def mean_over_seeds(values: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std across seeds of equally long curves."""
+    stacked = np.stack(values)
+    return stacked.mean(axis=0), stacked.std(axis=0)

@@ -1,0 +1,124 @@
+"""Supervised training of offline sequence models (DT, Decision Mamba) on DT windows.
+
+A plain loop in the spirit of the reference ``SequenceTrainer``: masked MSE on actions, AdamW,
+linear warmup, gradient-norm clipping. It checkpoints model, optimizer, scheduler and every
+random-number generator, so a killed run resumes to exactly the numbers it would have produced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ssmrl_lib.data.windows import DTWindowSampler
+from ssmrl_lib.errors import SsmrlError
+from ssmrl_lib.runs.store import RunDir
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int
+    batch_size: int = 64
+    learning_rate: float = 1e-4
+    weight_decay: float = 1e-4
+    warmup_steps: int = 10_000
+    grad_clip: float = 0.25
+    checkpoint_every: int = 250
+
+
+@dataclass
+class TrainHistory:
+    """Loss at every step, and the evaluations made along the way (step → metrics)."""
+
+    losses: list[float] = field(default_factory=list)
+    evaluations: list[dict[str, Any]] = field(default_factory=list)
+
+
+def action_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Mean squared error of predicted actions on the unpadded steps of a batch."""
+    predictions = model(
+        states=batch["states"],
+        actions=batch["actions"],
+        returns_to_go=batch["returns_to_go"][:, :-1],
+        timesteps=batch["timesteps"],
+        attention_mask=batch["attention_mask"],
+    )
+    mask = batch["attention_mask"] > 0
+    return ((predictions - batch["actions"]) ** 2)[mask].mean()
+
+
+def train_offline(
+    model: nn.Module,
+    sampler: DTWindowSampler,
+    config: TrainConfig,
+    seed: int,
+    run: RunDir | None = None,
+    evaluate: Callable[[nn.Module], dict[str, Any]] | None = None,
+    eval_every: int = 0,
+) -> TrainHistory:
+    """Train ``model`` for ``config.steps`` steps, resuming from ``run``'s checkpoint if any.
+
+    ``evaluate(model)`` is called every ``eval_every`` steps (and never when 0).
+    """
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    warmup = max(config.warmup_steps, 1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min((step + 1) / warmup, 1.0)
+    )
+    history = TrainHistory()
+    start = 0
+    checkpoint = run.load_checkpoint() if run is not None else None
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        rng.bit_generator.state = checkpoint["numpy_rng"]
+        torch.set_rng_state(checkpoint["torch_rng"])
+        history = checkpoint["history"]
+        start = checkpoint["step"]
+
+    model.train()
+    progress = tqdm(range(start, config.steps), desc="train", unit="step", mininterval=2.0,
+                    initial=start, total=config.steps)
+    for step in progress:
+        loss = action_loss(model, sampler.sample(config.batch_size, rng))
+        if not torch.isfinite(loss):
+            raise SsmrlError(
+                f"training diverged: loss is {loss.item()} at step {step}; "
+                "lower the learning rate (run not recorded)"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        history.losses.append(loss.item())
+        done = step + 1
+        if evaluate is not None and eval_every and (done % eval_every == 0 or done == config.steps):
+            model.eval()
+            history.evaluations.append({"step": done, **evaluate(model)})
+            model.train()
+        if done % 50 == 0:
+            progress.set_postfix(loss=f"{np.mean(history.losses[-50:]):.4f}")
+        if run is not None and done % config.checkpoint_every == 0 and done < config.steps:
+            run.save_checkpoint({
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "numpy_rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+                "history": history,
+                "step": done,
+            })
+    model.eval()
+    return history

@@ -1,0 +1,94 @@
+"""Loading and making Minari datasets, and the errors bad datasets give."""
+
+import minari
+import numpy as np
+import pytest
+
+from ssmrl_lib.data import load_trajectories
+from ssmrl_lib.data.make import make_dataset
+from ssmrl_lib.envs import get_task
+from ssmrl_lib.errors import SsmrlError
+
+
+def test_made_dataset_loads_with_minari_and_by_id(tiny_hopper_id):
+    dataset = minari.load_dataset(tiny_hopper_id)
+    trajectories = load_trajectories(tiny_hopper_id)
+    assert dataset.total_steps == trajectories.lengths.sum() >= 300
+    assert trajectories.gym_id == "Hopper-v5"
+    assert trajectories.ref_min_score == pytest.approx(-20.272305)
+    assert trajectories.ref_max_score == pytest.approx(3234.3)
+    assert trajectories.state_dim == 11 and trajectories.act_dim == 3
+
+
+def test_only_complete_episodes_are_stored_with_terminations_and_truncations_apart(tiny_hopper_id):
+    trajectories = load_trajectories(tiny_hopper_id)
+    for terminated, truncated in zip(
+        trajectories.terminations, trajectories.truncations, strict=True
+    ):
+        assert terminated[-1] or truncated[-1]
+        assert not (terminated[:-1] | truncated[:-1]).any()
+        assert not (terminated & truncated).any()
+    assert any(t[-1] for t in trajectories.truncations)  # 40-step time limit was hit somewhere
+
+
+def test_loading_by_path_equals_loading_by_id(tiny_hopper_id, isolated_store):
+    by_id = load_trajectories(tiny_hopper_id)
+    by_path = load_trajectories(str(isolated_store / "test" / "hopper" / "tiny-random-v0"))
+    assert by_id.fingerprint() == by_path.fingerprint()
+
+
+def test_making_is_deterministic_for_a_seed():
+    task = get_task("walker2d")
+    make_dataset(task, "test/walker2d/a-v0", total_steps=100, seed=7)
+    make_dataset(task, "test/walker2d/b-v0", total_steps=100, seed=7)
+    first = load_trajectories("test/walker2d/a-v0")
+    second = load_trajectories("test/walker2d/b-v0")
+    assert first.fingerprint() == second.fingerprint()
+    np.testing.assert_array_equal(first.lengths, second.lengths)
+
+
+def test_unknown_dataset_id_names_the_local_choices(tiny_hopper_id):
+    with pytest.raises(SsmrlError, match="unknown dataset 'nope/nothing-v0'.*tiny-random-v0"):
+        load_trajectories("nope/nothing-v0")
+
+
+def test_corrupt_dataset_file_is_reported(tmp_path, tiny_hopper_id, isolated_store):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(isolated_store / "test" / "hopper" / "tiny-random-v0", copy)
+    data_file = copy / "data" / "main_data.hdf5"
+    data_file.write_bytes(data_file.read_bytes()[:2000])
+    with pytest.raises(SsmrlError, match="corrupt or truncated"):
+        load_trajectories(str(copy))
+
+
+def test_directory_without_metadata_is_not_a_dataset(tmp_path):
+    with pytest.raises(SsmrlError, match="not a Minari dataset"):
+        load_trajectories(str(tmp_path))
+
+
+def test_existing_dataset_is_not_overwritten_silently(tiny_hopper_id):
+    with pytest.raises(SsmrlError, match="already exists"):
+        make_dataset(get_task("hopper"), tiny_hopper_id, total_steps=10, seed=0)
+
+
+def test_sb3_checkpoint_for_another_environment_is_rejected(tmp_path):
+    import gymnasium as gym
+    from stable_baselines3 import SAC
+
+    policy_path = tmp_path / "cheetah_sac.zip"
+    SAC("MlpPolicy", gym.make("HalfCheetah-v5"), device="cpu").save(policy_path)
+    with pytest.raises(SsmrlError, match="wrong environment"):
+        make_dataset(get_task("hopper"), "test/hopper/sb3-v0", 10, seed=0, policy=str(policy_path))
+    assert "test/hopper/sb3-v0" not in minari.list_local_datasets()
+
+
+def test_sb3_checkpoint_policy_makes_a_dataset(tmp_path):
+    import gymnasium as gym
+    from stable_baselines3 import SAC
+
+    policy_path = tmp_path / "hopper_sac.zip"
+    SAC("MlpPolicy", gym.make("Hopper-v5"), device="cpu", seed=0).save(policy_path)
+    make_dataset(get_task("hopper"), "test/hopper/sb3-v0", 50, seed=0, policy=str(policy_path))
+    assert load_trajectories("test/hopper/sb3-v0").lengths.sum() >= 50
