@@ -79,7 +79,9 @@ def make_dataset(
     )
     buffers: list[EpisodeBuffer] = []
     steps = 0
-    with tqdm(total=total_steps, desc=f"collect {dataset_id}", unit="step") as progress:
+    with tqdm(
+        total=total_steps, desc=f"collect {dataset_id}", unit="step", mininterval=2.0
+    ) as progress:
         while steps < total_steps:
             episode_seed = seed + len(buffers)
             buffers.append(_run_episode(env, act, episode_seed, episode_id=len(buffers)))
