@@ -8,7 +8,6 @@ NOTEBOOKS := $(basename $(notdir $(wildcard notebooks/*.ipynb)))
 ENVS := hopper halfcheetah walker2d
 # Minari's local store lives in the repository (git-ignored) unless the caller points elsewhere.
 export MINARI_DATASETS_PATH ?= $(CURDIR)/data/minari
-export MPLBACKEND := Agg
 
 .PHONY: setup data notebooks book reproduce test lint unit smoke book-check bench clean
 

@@ -74,14 +74,14 @@ def dt_score_table(frame: pd.DataFrame) -> pd.DataFrame:
         rows.append({
             "model": model,
             "env": env,
-            "our dataset": dataset,
-            "target return": f"{target:g}",
+            "target": f"{target:g}",
+            "our data": quality,
             "seeds": len(per_seed),
-            "ours: score": f"{per_seed.mean():.1f} ± {per_seed.std():.1f}",
-            "ours: 95% CI": f"[{ci[0]:.1f}, {ci[1]:.1f}]",
-            "paper dataset": f"{key[0]}-{key[1]}",
-            "paper: DT": f"{paper[0]:.1f} ± {paper[1]:.1f}" if paper else "—",
-            "paper: CORL DT (last / best)": f"{corl[0]:.1f} / {corl[1]:.1f}" if corl else "—",
+            "ours": f"{per_seed.mean():.1f} ± {per_seed.std():.1f}",
+            "ours 95% CI": f"[{ci[0]:.1f}, {ci[1]:.1f}]",
+            "paper data": key[1],
+            "DT paper": f"{paper[0]:.1f} ± {paper[1]:.1f}" if paper else "—",
+            "CORL DT last / best": f"{corl[0]:.1f} / {corl[1]:.1f}" if corl else "—",
             "verdict": verdict(ci, paper, same_data=key[1] == quality),
         })
     return pd.DataFrame(rows)
