@@ -85,7 +85,7 @@ PROFILES = {
     "quick": OfflineSettings(
         dataset="ssmrl/{env}/random-v0",
         seeds=2,
-        steps=600,
+        steps=400,
         warmup_steps=100,
         learning_rate=1e-4,
         episodes=10,
