@@ -40,7 +40,7 @@ def plot_training_curves(results: list[dict[str, Any]]) -> plt.Figure:
             eval_steps = np.asarray([e["step"] for e in evals[0]])
             _band(score_ax, eval_steps, [np.asarray([e["score_mean"] for e in ev]) for ev in evals],
                   model)
-        loss_ax.set(title=env, xlabel="training step", ylabel="action MSE", yscale="log")
+        loss_ax.set(title=env, xlabel="training step", ylabel="action MSE")
         score_ax.set(xlabel="training step", ylabel="normalized score")
         loss_ax.legend()
     fig.tight_layout()

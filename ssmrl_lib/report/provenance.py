@@ -65,7 +65,7 @@ def provenance_markdown(
     versions = results[0]["versions"] if results else library_versions()
     version_text = ", ".join(f"{k} {v}" for k, v in versions.items())
     lines = [
-        ":::{admonition} Provenance",
+        "```{admonition} Provenance",
         ":class: note",
         f"- **profile**: `{profile}`",
         f"- **datasets**: {', '.join(f'`{d}`' for d in datasets)}",
@@ -75,6 +75,6 @@ def provenance_markdown(
         f"- **hardware**: {'; '.join(hardware_seen)}",
         f"- **code commit**: {', '.join(f'`{c}`' for c in commits)}",
         f"- **versions**: {version_text}",
-        ":::",
+        "```",
     ]
     return "\n".join(lines)

@@ -47,7 +47,7 @@ def verdict(
     if paper is None:
         return "no paper number"
     if not same_data:
-        return "not comparable (different data)"
+        return "not comparable: other data"
     low, high = paper[0] - paper[1], paper[0] + paper[1]
     if ours_ci[1] < low:
         return "below paper"
@@ -75,13 +75,11 @@ def dt_score_table(frame: pd.DataFrame) -> pd.DataFrame:
             "model": model,
             "env": env,
             "target": f"{target:g}",
-            "our data": quality,
-            "seeds": len(per_seed),
-            "ours": f"{per_seed.mean():.1f} ± {per_seed.std():.1f}",
+            "data: ours / paper": f"{quality} / {key[1]}",
+            "ours (seeds)": f"{per_seed.mean():.1f} ± {per_seed.std():.1f} ({len(per_seed)})",
             "ours 95% CI": f"[{ci[0]:.1f}, {ci[1]:.1f}]",
-            "paper data": key[1],
-            "DT paper": f"{paper[0]:.1f} ± {paper[1]:.1f}" if paper else "—",
-            "CORL DT last / best": f"{corl[0]:.1f} / {corl[1]:.1f}" if corl else "—",
+            "paper: DT": f"{paper[0]:.1f} ± {paper[1]:.1f}" if paper else "—",
+            "paper: CORL last / best": f"{corl[0]:.1f} / {corl[1]:.1f}" if corl else "—",
             "verdict": verdict(ci, paper, same_data=key[1] == quality),
         })
     return pd.DataFrame(rows)
