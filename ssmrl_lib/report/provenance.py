@@ -73,7 +73,8 @@ def provenance_markdown(
         f"(this execution of the notebook: {notebook_wall_time_s / 60:.1f} min; finished runs "
         "are reused from the cache)",
         f"- **hardware**: {'; '.join(hardware_seen)}",
-        f"- **code commit**: {', '.join(f'`{c}`' for c in commits)}",
+        f"- **code commit**: runs {', '.join(f'`{c}`' for c in commits)}; "
+        f"notebook executed at `{git_commit()}`",
         f"- **versions**: {version_text}",
         "```",
     ]
