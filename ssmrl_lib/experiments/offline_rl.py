@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import gymnasium as gym
@@ -20,10 +21,14 @@ from torch import nn
 
 from ssmrl_lib.data import DTWindowSampler, load_trajectories
 from ssmrl_lib.data.make import make_dataset
+from ssmrl_lib.data.windows import StateNormalizer
 from ssmrl_lib.envs import TASKS, get_task, normalized_score
 from ssmrl_lib.errors import SsmrlError, check_choice
 from ssmrl_lib.evaluate.dt_policy import ContextWindowPolicy
-from ssmrl_lib.evaluate.rollout import rollout
+from ssmrl_lib.evaluate.inference_cost import rollout_cost
+from ssmrl_lib.evaluate.recurrent_policy import RecurrentPolicy
+from ssmrl_lib.evaluate.rollout import BatchedPolicy, rollout
+from ssmrl_lib.models.decision_mamba import DecisionMamba
 from ssmrl_lib.models.decision_transformer import (
     DecisionTransformer,
     SequenceModelConfig,
@@ -35,7 +40,11 @@ from ssmrl_lib.runs import RunDir, RunSpec
 from ssmrl_lib.train.offline import TrainConfig, train_offline
 
 EXPERIMENT = "offline_rl"
-MODELS = {"dt": DecisionTransformer}
+MODELS = {"dt": DecisionTransformer, "mamba": DecisionMamba}
+# How each model acts in rollouts; the first mode is the one used during training.
+# Decision Mamba is also evaluated DT-style (re-reading the last K steps), as a wrapper around
+# Hugging Face's Mamba would, to separate the backbone from the recurrent-inference change.
+EVAL_MODES = {"dt": ("window",), "mamba": ("recurrent", "window")}
 LOSS_CURVE_POINTS = 400
 
 
@@ -61,6 +70,8 @@ class OfflineSettings:
     eval_every: int = 10_000
     eval_every_episodes: int = 10
     max_ep_len: int = 1000
+    cost_episodes: int = 500
+    cost_envs: int = 50
 
 
 PROFILES = {
@@ -81,6 +92,8 @@ PROFILES = {
         eval_every=10,
         eval_every_episodes=1,
         max_ep_len=50,
+        cost_episodes=2,
+        cost_envs=2,
     ),
     "quick": OfflineSettings(
         dataset="ssmrl/{env}/random-v0",
@@ -93,6 +106,8 @@ PROFILES = {
         all_targets=False,
         eval_every=200,
         eval_every_episodes=5,
+        cost_episodes=10,
+        cost_envs=10,
     ),
     "full": OfflineSettings(),
 }
@@ -191,27 +206,45 @@ def grid(settings: OfflineSettings) -> list[RunSpec]:
     return specs
 
 
+def make_policy(
+    model_name: str,
+    mode: str,
+    model: nn.Module,
+    sizes: SequenceModelConfig,
+    normalizer: StateNormalizer,
+    target: float,
+    rtg_scale: float,
+    n_slots: int,
+) -> BatchedPolicy:
+    """The rollout policy of ``model`` in ``mode`` (``window`` or ``recurrent``)."""
+    check_choice(f"evaluation mode of {model_name}", mode, EVAL_MODES[model_name])
+    if mode == "recurrent":
+        return RecurrentPolicy(model, normalizer, target, rtg_scale, sizes.max_ep_len, n_slots,
+                               sizes.state_dim, sizes.act_dim)
+    return ContextWindowPolicy(model, normalizer, target, rtg_scale, sizes.context_len,
+                               sizes.max_ep_len, n_slots, sizes.state_dim, sizes.act_dim)
+
+
 def evaluate_model(
     model: nn.Module,
     config: OfflineRunConfig,
-    sampler: DTWindowSampler,
+    normalizer: StateNormalizer,
+    mode: str,
     target: float,
     episodes: int,
 ) -> dict[str, Any]:
     """Return and normalized score of ``episodes`` rollouts conditioned on ``target``."""
     task = get_task(config.env)
-    policy = ContextWindowPolicy(
-        model, sampler.normalizer, target, config.eval.rtg_scale, config.model.context_len,
-        config.eval.max_ep_len, min(config.eval.n_envs, episodes),
-        config.model.state_dim, config.model.act_dim,
-    )
+    policy = make_policy(config.model_name, mode, model, config.model, normalizer, target,
+                         config.eval.rtg_scale, min(config.eval.n_envs, episodes))
     result = rollout(
         lambda: gym.make(task.gym_id, max_episode_steps=config.eval.max_ep_len),
         policy, episodes, config.eval.n_envs, seed=10_000 * (config.seed + 1),
-        desc=f"eval {config.env} target {target:g}",
+        desc=f"eval {config.model_name} {mode} {config.env} target {target:g}",
     )
     scores = normalized_score(task, result.returns)
     return {
+        "mode": mode,
         "target": target,
         "returns": result.returns.tolist(),
         "lengths": result.lengths.tolist(),
@@ -235,17 +268,21 @@ def run_offline(config: OfflineRunConfig, run: RunDir) -> dict[str, Any]:
     torch.manual_seed(config.seed)
     model = MODELS[config.model_name](config.model)
 
+    modes = EVAL_MODES[config.model_name]
+
     def evaluate_during_training(current: nn.Module) -> dict[str, Any]:
         target = config.eval.return_targets[0]
-        summary = evaluate_model(current, config, sampler, target, config.eval.every_episodes)
-        return {k: summary[k] for k in ("target", "return_mean", "score_mean")}
+        summary = evaluate_model(current, config, sampler.normalizer, modes[0], target,
+                                 config.eval.every_episodes)
+        return {k: summary[k] for k in ("mode", "target", "return_mean", "score_mean")}
 
     history = train_offline(
         model, sampler, config.train, config.seed, run,
         evaluate=evaluate_during_training, eval_every=config.eval.every,
     )
     evaluations = [
-        evaluate_model(model, config, sampler, target, config.eval.episodes)
+        evaluate_model(model, config, sampler.normalizer, mode, target, config.eval.episodes)
+        for mode in modes
         for target in config.eval.return_targets
     ]
     return {
@@ -272,3 +309,39 @@ def _binned_curve(losses: list[float]) -> dict[str, list[float]]:
         "step": [int(b[-1]) + 1 for b in bins],
         "loss": [float(losses_array[b].mean()) for b in bins],
     }
+
+
+def inference_costs(settings: OfflineSettings) -> list[dict[str, Any]]:
+    """Table 3: rollout wall time and peak memory of every model and mode, back to back.
+
+    Fixed workload (episodes never end early) and freshly initialised models of the trained
+    sizes: the cost of acting does not depend on the weights once episode lengths are fixed.
+    """
+    rows = []
+    for env in settings.envs:
+        task = get_task(env)
+        probe = gym.make(task.gym_id)
+        sizes = SequenceModelConfig(
+            state_dim=probe.observation_space.shape[0],
+            act_dim=probe.action_space.shape[0],
+            context_len=settings.context_len,
+            hidden_size=settings.hidden_size,
+            n_layer=settings.n_layer,
+            max_ep_len=settings.max_ep_len,
+        )
+        identity = StateNormalizer(np.zeros(sizes.state_dim), np.ones(sizes.state_dim))
+        full_length = {"terminate_when_unhealthy": False} if env != "halfcheetah" else {}
+        for model_name in settings.models:
+            torch.manual_seed(0)
+            model = MODELS[model_name](sizes).eval()
+            for mode in EVAL_MODES[model_name]:
+                cost = rollout_cost(
+                    partial(gym.make, task.gym_id, max_episode_steps=settings.max_ep_len,
+                            **full_length),
+                    partial(make_policy, model_name, mode, model, sizes, identity,
+                            task.return_targets[0], 1000.0),
+                    settings.cost_episodes, settings.cost_envs, seed=0,
+                )
+                rows.append({"env": env, "model": model_name, "mode": mode,
+                             "parameters": count_trainable_parameters(model), **cost})
+    return rows

@@ -61,4 +61,6 @@ def expand_reset(reset: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 # Backends register themselves on import.
+from ssmrl_lib.models.scan import associative as _associative  # noqa: E402,F401
+from ssmrl_lib.models.scan import fast as _fast  # noqa: E402,F401
 from ssmrl_lib.models.scan import reference as _reference  # noqa: E402,F401

@@ -1,0 +1,66 @@
+"""Acting with a recurrent sequence model (Decision Mamba): O(1) work per environment step.
+
+Instead of re-reading the last ``K`` steps like DT, the model carries its state from step to
+step. All slots advance together in one batched ``step`` call; a slot starting a new episode
+is flagged so the model resets that slot's state (and ignores its stale previous action).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from ssmrl_lib.data.windows import StateNormalizer
+
+
+class RecurrentPolicy:
+    """``BatchedPolicy`` for models with ``init_state(batch)`` and ``step(..., new_episode)``."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        normalizer: StateNormalizer,
+        target_return: float,
+        rtg_scale: float,
+        max_ep_len: int,
+        n_slots: int,
+        state_dim: int,
+        act_dim: int,
+    ):
+        self.model = model
+        self.normalizer = normalizer
+        self.target = target_return / rtg_scale
+        self.rtg_scale = rtg_scale
+        self.max_ep_len = max_ep_len
+        self.state_dim = state_dim
+        self.state = model.init_state(n_slots)
+        self.new_episode = torch.ones(n_slots, dtype=torch.bool)
+        self.prev_action = torch.zeros(n_slots, act_dim)
+        self.rtg = np.zeros(n_slots, np.float32)
+        self.t = np.zeros(n_slots, np.int64)
+
+    def begin_episode(self, slot: int) -> None:
+        self.new_episode[slot] = True
+        self.rtg[slot] = self.target
+        self.t[slot] = 0
+
+    @torch.no_grad()
+    def act(self, slots: np.ndarray, observations: np.ndarray) -> np.ndarray:
+        states = np.zeros((len(self.t), self.state_dim), np.float32)
+        states[slots] = self.normalizer(observations)
+        actions, self.state = self.model.step(
+            self.state,
+            return_to_go=torch.from_numpy(self.rtg[:, None].copy()),
+            state_obs=torch.from_numpy(states),
+            prev_action=self.prev_action,
+            timestep=torch.from_numpy(np.minimum(self.t, self.max_ep_len - 1)),
+            new_episode=self.new_episode.clone(),
+        )
+        self.new_episode[:] = False
+        self.prev_action = actions
+        return actions[torch.from_numpy(slots)].numpy()
+
+    def observe(self, slots: np.ndarray, rewards: np.ndarray) -> None:
+        self.rtg[slots] -= rewards.astype(np.float32) / self.rtg_scale
+        self.t[slots] += 1

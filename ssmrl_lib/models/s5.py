@@ -1,0 +1,224 @@
+"""S5 (Smith et al. 2023) with the resettable scan of Lu et al. (2023), for recurrent RL.
+
+One S5 layer is a diagonal complex linear SSM shared by all ``H`` input channels (MIMO)::
+
+    x_t = Λ̄ x_{t-1} + B̄ u_t          (x_t = B̄ u_t where reset_t: a new episode starts)
+    y_t = 2 Re(C̃ x_t) + D u_t
+
+Training runs the recurrence over whole rollouts with the library's ``linear_scan`` (log-depth
+on the associative backend); acting runs it one step at a time with ``step``. Both compute the
+same function, so a policy can be trained on sequences and deployed recurrently.
+
+Only half of the ``P`` eigenvalues are stored: the HiPPO matrix is real, so its eigenvalues come
+in conjugate pairs whose contributions to ``y`` are conjugates of each other; keeping one of
+each pair and taking ``2 Re(·)`` gives the same output at half the cost.
+
+Shapes: ``u`` is ``[B, L, H]`` (``[B, H]`` for ``step``), the state ``[B, P/2]`` complex per
+layer (``[n_layers, B, P/2]`` for a stack), ``reset`` ``[B, L]`` (``[B]`` for ``step``) bool.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ssmrl_lib.errors import SsmrlError
+from ssmrl_lib.models.scan import linear_scan
+
+
+@dataclass(frozen=True)
+class S5Config:
+    """Sizes of an S5 stack; defaults are Lu et al.'s POPGym setup (4 layers, H = P = 256)."""
+
+    d_model: int = 256  # H, features per step
+    d_state: int = 256  # P, state size before the conjugate-symmetric halving (must be even)
+    n_layers: int = 4
+    dt_min: float = 0.001  # the learned step Δ starts log-uniform in [dt_min, dt_max]
+    dt_max: float = 0.1
+    dropout: float = 0.0
+    scan_backend: str = "associative"
+
+    def __post_init__(self) -> None:
+        if self.d_state < 2 or self.d_state % 2:
+            raise SsmrlError(f"S5 d_state must be even and >= 2 (got {self.d_state})")
+
+
+def hippo_legs_normal(n: int) -> torch.Tensor:
+    """Normal part of HiPPO-LegS, ``A + p pᵀ``: ``-1/2`` on the diagonal plus a skew matrix.
+
+    HiPPO-LegS itself is not stably diagonalisable; its normal-plus-low-rank split gives a
+    normal matrix with the same long-memory structure that diagonalises by a unitary ``V``.
+    """
+    q = torch.sqrt(2 * torch.arange(n, dtype=torch.float64) + 1)
+    legs = -torch.tril(torch.outer(q, q), diagonal=-1) - torch.diag(torch.arange(n) + 1.0)
+    p = torch.sqrt(torch.arange(n, dtype=torch.float64) + 0.5)
+    return legs + torch.outer(p, p)
+
+
+def hippo_eigendecomposition(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigenvalues ``Λ`` (``[n/2]``) and eigenvectors ``V`` (``[n, n/2]``), one per conjugate pair.
+
+    The skew part ``S`` has ``-iS`` Hermitian, so ``eigh`` gives a unitary ``V`` (``V⁻¹ = Vᴴ``)
+    and purely imaginary eigenvalues; the diagonal adds ``-1/2`` to every real part. ``eigh``
+    sorts ascending, so the last ``n/2`` are the members of each pair with positive imaginary
+    part.
+    """
+    normal = hippo_legs_normal(n)
+    real = normal.diagonal().mean()
+    imag, vectors = torch.linalg.eigh(-1j * (normal - real * torch.eye(n, dtype=normal.dtype)))
+    keep = slice(n // 2, n)
+    return torch.complex(real.expand(n // 2), imag[keep]), vectors[:, keep]
+
+
+class S5Layer(nn.Module):
+    """One S5 SSM: parallel scan over sequences (``forward``), one step for acting (``step``)."""
+
+    def __init__(self, config: S5Config):
+        super().__init__()
+        self.config = config
+        h, p = config.d_model, config.d_state
+        n = p // 2
+        lam, v = hippo_eigendecomposition(p)
+        # LeCun normal B (P×H) and complex C (H×P), moved into the eigenbasis.
+        b_tilde = v.conj().T @ (torch.randn(p, h, dtype=torch.float64) / math.sqrt(h)).to(v.dtype)
+        c = torch.complex(*torch.randn(2, h, p, dtype=torch.float64)) / math.sqrt(p)
+        c_tilde = c @ v
+        self.lambda_re = nn.Parameter(lam.real.float())
+        self.lambda_im = nn.Parameter(lam.imag.float())
+        self.b_re = nn.Parameter(b_tilde.real.float())
+        self.b_im = nn.Parameter(b_tilde.imag.float())
+        self.c_re = nn.Parameter(c_tilde.real.float())
+        self.c_im = nn.Parameter(c_tilde.imag.float())
+        self.d = nn.Parameter(torch.randn(h))
+        log_dt = torch.rand(n) * math.log(config.dt_max / config.dt_min) + math.log(config.dt_min)
+        self.log_step = nn.Parameter(log_dt)
+        self.n_modes = n
+
+    def discretize(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Zero-order hold ``Λ̄ = exp(ΛΔ)``, ``B̄ = Λ⁻¹(Λ̄ - 1) B̃``: exact for inputs held over Δ."""
+        lam = torch.complex(self.lambda_re, self.lambda_im)
+        lam_bar = torch.exp(lam * self.log_step.exp())
+        b_bar = ((lam_bar - 1) / lam).unsqueeze(-1) * torch.complex(self.b_re, self.b_im)
+        return lam_bar, b_bar
+
+    def _drive(self, u: torch.Tensor, b_bar: torch.Tensor) -> torch.Tensor:
+        """``B̄ u`` as one real matmul (``u`` is real), returned complex."""
+        z = u @ torch.cat([b_bar.real, b_bar.imag]).T
+        return torch.complex(z[..., : self.n_modes], z[..., self.n_modes :])
+
+    def _readout(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """``2 Re(C̃ x) + D u`` as one real matmul over interleaved (re, im) parts of ``x``."""
+        c = 2 * torch.stack([self.c_re, -self.c_im], dim=-1).flatten(-2)
+        return torch.view_as_real(x).flatten(-2) @ c.T + self.d * u
+
+    def initial_state(self, batch_size: int) -> torch.Tensor:
+        dtype = torch.promote_types(self.d.dtype, torch.complex64)
+        return torch.zeros(batch_size, self.n_modes, dtype=dtype, device=self.d.device)
+
+    def forward(
+        self,
+        u: torch.Tensor,
+        state: torch.Tensor | None = None,
+        reset: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Outputs ``[B, L, H]`` and the final state ``[B, P/2]`` for a whole sequence."""
+        lam_bar, b_bar = self.discretize()
+        x = linear_scan(lam_bar, self._drive(u, b_bar), state, reset, self.config.scan_backend)
+        return self._readout(x, u), x[:, -1]
+
+    def step(
+        self,
+        u: torch.Tensor,
+        state: torch.Tensor,
+        reset: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One recurrent step: ``u`` ``[B, H]`` and ``state`` ``[B, P/2]`` to output and state."""
+        lam_bar, b_bar = self.discretize()
+        if reset is not None:
+            state = state * (1 - reset.float()).unsqueeze(-1)
+        state = lam_bar * state + self._drive(u, b_bar)
+        return self._readout(state, u), state
+
+
+class S5Block(nn.Module):
+    """Pre-norm residual block: ``x + dropout(GLU(GELU(S5(LayerNorm(x)))))``.
+
+    The half-GLU (``z * sigmoid(W z)``) after GELU is S5's nonlinearity between SSM layers:
+    the SSM is linear in time, so all cross-channel nonlinear mixing happens here.
+    """
+
+    def __init__(self, config: S5Config):
+        super().__init__()
+        self.norm = nn.LayerNorm(config.d_model)
+        self.ssm = S5Layer(config)
+        self.gate = nn.Linear(config.d_model, config.d_model)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def _mix(self, y: torch.Tensor) -> torch.Tensor:
+        z = F.gelu(y)
+        return self.dropout(z * torch.sigmoid(self.gate(z)))
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        state: torch.Tensor | None = None,
+        reset: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        y, state = self.ssm(self.norm(x), state, reset)
+        return x + self._mix(y), state
+
+    def step(
+        self,
+        x: torch.Tensor,
+        state: torch.Tensor,
+        reset: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        y, state = self.ssm.step(self.norm(x), state, reset)
+        return x + self._mix(y), state
+
+
+class S5Stack(nn.Module):
+    """A stack of ``S5Block``s with a final LayerNorm; states stacked as ``[n_layers, B, P/2]``.
+
+    ``reset[:, t]`` marks the first step of a new episode (the previous step's ``done``) and is
+    applied in every layer, so no information crosses an episode boundary.
+    """
+
+    def __init__(self, config: S5Config):
+        super().__init__()
+        self.config = config
+        self.blocks = nn.ModuleList(S5Block(config) for _ in range(config.n_layers))
+        self.norm = nn.LayerNorm(config.d_model)
+
+    def initial_state(self, batch_size: int) -> torch.Tensor:
+        return torch.stack([blk.ssm.initial_state(batch_size) for blk in self.blocks])
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        state: torch.Tensor | None = None,
+        reset: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x`` ``[B, L, H]`` to outputs ``[B, L, H]`` and final states ``[n_layers, B, P/2]``."""
+        finals = []
+        for i, block in enumerate(self.blocks):
+            x, final = block(x, None if state is None else state[i], reset)
+            finals.append(final)
+        return self.norm(x), torch.stack(finals)
+
+    def step(
+        self,
+        x: torch.Tensor,
+        state: torch.Tensor,
+        reset: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step for acting: ``x`` ``[B, H]``, ``state`` ``[n_layers, B, P/2]``."""
+        finals = []
+        for i, block in enumerate(self.blocks):
+            x, final = block.step(x, state[i], reset)
+            finals.append(final)
+        return self.norm(x), torch.stack(finals)

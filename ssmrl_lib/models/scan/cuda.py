@@ -1,0 +1,47 @@
+"""Mamba's selective scan on mamba-ssm's CUDA kernels, when that optional package is installed.
+
+The kernels (Gu & Dao 2023) keep the ``[B, D, N]`` state in on-chip memory and never write the
+``[B, L, D, N]`` states out, which no composition of PyTorch ops matches on a GPU. mamba-ssm
+needs a CUDA toolchain to build, so it is not a dependency: ``kernels_available`` says whether
+it imported, and ``ssmrl_lib.models.mamba`` falls back to the fused PyTorch scan otherwise.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ssmrl_lib.errors import SsmrlError
+
+try:
+    from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
+except ImportError:
+    selective_scan_fn = None
+
+
+def kernels_available() -> bool:
+    """True when mamba-ssm imported and a CUDA device is present."""
+    return selective_scan_fn is not None and torch.cuda.is_available()
+
+
+def selective_scan(
+    x: torch.Tensor,
+    dt: torch.Tensor,
+    A: torch.Tensor,  # noqa: N803 (the paper's names)
+    B: torch.Tensor,  # noqa: N803
+    C: torch.Tensor,  # noqa: N803
+    D: torch.Tensor,  # noqa: N803
+    z: torch.Tensor,
+) -> torch.Tensor:
+    """Same contract as ``scan.fast.selective_scan`` (batch-first, ``Δ = softplus(dt)``)."""
+    if not (kernels_available() and x.is_cuda):
+        raise SsmrlError("scan backend 'cuda' needs CUDA tensors and the mamba-ssm package")
+    # The kernels take channels-first [B, D, L] inputs and [B, N, L] B and C.
+    out = selective_scan_fn(
+        *(t.transpose(1, 2).contiguous() for t in (x, dt)),
+        A.contiguous(),
+        *(t.transpose(1, 2).contiguous() for t in (B, C)),
+        D=D.float(),
+        z=z.transpose(1, 2).contiguous(),
+        delta_softplus=True,
+    )
+    return out.transpose(1, 2)
