@@ -303,9 +303,14 @@ _SIGNATURES = {  # pointer arguments after the leading integer sizes
 
 
 def _flags() -> list[str]:
-    # -ffast-math for vectorised reductions and FMA; keep NaN/inf semantics so a diverging
-    # run still shows NaNs. Wider vectors pay off on AVX-512 CPUs (gcc defaults to 256 bits).
-    flags = ["-O3", "-march=native", "-ffast-math", "-fno-finite-math-only", "-fPIC", "-shared"]
+    # The parts of -ffast-math that vectorise reductions and fuse multiply-adds, but not
+    # -ffast-math itself: linked into a shared library it sets flush-to-zero for the whole
+    # process (crtfastmath), changing every other computation. NaN/inf semantics are kept so a
+    # diverging run still shows NaNs. Wider vectors pay off on AVX-512 CPUs (gcc defaults to 256).
+    flags = [
+        "-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fassociative-math",
+        "-fno-signed-zeros", "-freciprocal-math", "-ffp-contract=fast", "-fPIC", "-shared",
+    ]
     if platform.machine() in ("x86_64", "AMD64"):
         flags.append("-mprefer-vector-width=512")
     return flags
