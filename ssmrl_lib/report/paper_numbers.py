@@ -31,3 +31,16 @@ CORL_DT = {
     ("hopper", "medium-expert"): (110.44, 111.18),
     ("walker2d", "medium-expert"): (107.11, 108.71),
 }
+
+# Rezaei & Patel, Table 2: mean reward over 500 episodes (units not stated in the paper).
+REZAEI_TABLE2 = {
+    ("hopper", "dt"): (4.5, 1.1),
+    ("halfcheetah", "dt"): (3.1, 1.0),
+    ("walker2d", "dt"): (4.9, 1.1),
+    ("hopper", "mamba"): (4.7, 1.2),
+    ("halfcheetah", "mamba"): (2.9, 1.2),
+    ("walker2d", "mamba"): (4.3, 1.3),
+}
+REZAEI_PARAMETERS = {"dt": 1_200_000, "mamba": 900_000}
+# Rezaei & Patel, Table 3: inference runtime (s) and memory (GB).
+REZAEI_TABLE3 = {"dt": (27.0, 3.1), "mamba": (25.0, 2.9)}

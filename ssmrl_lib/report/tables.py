@@ -89,3 +89,20 @@ def mean_over_seeds(values: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Mean and std across seeds of equally long curves."""
     stacked = np.stack(values)
     return stacked.mean(axis=0), stacked.std(axis=0)
+
+
+def dataset_markdown(results: list[dict[str, Any]]) -> str:
+    """A bullet per dataset: its size, and whether it is of the paper's quality."""
+    sizes = {r["config"]["dataset"]: (r["dataset_episodes"], r["dataset_steps"]) for r in results}
+    lines = []
+    for dataset in sorted(sizes):
+        quality = dataset_quality(dataset)
+        relation = (
+            "the same quality as the paper's D4RL dataset"
+            if quality == PAPER_QUALITY
+            else f"**not** the paper's D4RL medium data ({quality!r}), so the verdicts below "
+            "cannot confirm or refute the paper"
+        )
+        episodes, steps = sizes[dataset]
+        lines.append(f"- `{dataset}`: {episodes} episodes, {steps} steps; {relation}.")
+    return "\n".join(lines)
