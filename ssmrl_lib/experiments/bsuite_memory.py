@@ -1,0 +1,196 @@
+"""bsuite memory length (Osband et al. 2020) with A2C: how far back can S5 and an LSTM remember?
+
+Replicates Lu et al. (2023), Table 2 / Figure 2. The environment is bsuite's ``MemoryChain``:
+the first observation shows a context bit, the next ``memory_length`` steps show only a
+countdown, and the last action earns +1 if it repeats the bit and -1 otherwise (random: 0).
+bsuite's own ``memory_len`` sweep stops at length 100; the paper sweeps 4 … 2048, so lengths are
+passed to ``MemoryChain`` directly.
+
+A2C is the library's PPO loop with one gradient step per rollout (one epoch, one minibatch):
+the ratio is then exactly 1, so the clipped objective's gradient is the policy gradient. No
+advantage normalisation or value clipping; TD(λ) targets via GAE(λ). The paper's Table 2 does
+not list a value-loss coefficient; we use A2C's usual 0.5.
+
+The score of a run is the mean return of the last 10% of its training episodes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from ssmrl_lib.errors import SsmrlError, check_choice
+from ssmrl_lib.profiles import resolve
+from ssmrl_lib.report.provenance import git_commit, hardware, library_versions
+from ssmrl_lib.runs import RunDir, RunSpec
+from ssmrl_lib.train.ppo import NetworkConfig, PPOConfig, PPOHistory, train_ppo
+
+EXPERIMENT = "bsuite_memory"
+MODELS = ("s5", "lstm", "gru", "mlp")
+PAPER_LENGTHS = (4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
+FINAL_FRACTION = 0.1
+
+
+class MemoryChainEnv(gym.Env):
+    """bsuite's ``MemoryChain`` (a ``dm_env``) as a gymnasium environment.
+
+    The bsuite environment draws contexts from its own ``RandomState``; a seeded ``reset``
+    builds a fresh one with that seed, later resets continue it.
+    """
+
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, memory_length: int, num_bits: int = 1):
+        self.memory_length = memory_length
+        self.num_bits = num_bits
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, (num_bits + 2,), np.float32)
+        self._env = None
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        if self._env is None or seed is not None:
+            from bsuite.environments.memory_chain import MemoryChain
+
+            self._env = MemoryChain(self.memory_length, self.num_bits, seed=seed)
+        timestep = self._env.reset()
+        return timestep.observation.reshape(-1), {}
+
+    def step(self, action: int):
+        timestep = self._env.step(int(action))
+        return timestep.observation.reshape(-1), float(timestep.reward), timestep.last(), \
+            False, {}
+
+
+@dataclass(frozen=True)
+class BsuiteSettings:
+    """A notebook's knobs; defaults are the paper's (Table 2), see ``PROFILES``."""
+
+    lengths: tuple = PAPER_LENGTHS
+    models: tuple = ("s5", "lstm")
+    seeds: int = 5
+    episodes: int = 10_000
+    unroll: int = 32
+    learning_rate: float = 3e-4
+    gamma: float = 0.99
+    td_lambda: float = 0.9
+    entropy_coef: float = 0.0
+    value_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    encoder: tuple = (256, 256)
+    hidden: int = 256
+    heads: tuple = (256,)
+    s5_state: int = 256
+    checkpoint_every: int = 200
+
+
+PROFILES = {
+    "smoke": BsuiteSettings(
+        lengths=(4,), seeds=1, episodes=40, unroll=8, encoder=(16,), hidden=16, heads=(16,),
+        s5_state=8, checkpoint_every=10,
+    ),
+    # About 6.5 CPU-minutes (1 torch thread): 16 runs, 64k steps per model and seed.
+    "quick": BsuiteSettings(
+        lengths=(4, 8, 16, 32), seeds=2, episodes=1_000, encoder=(64,), hidden=64, heads=(64,),
+        s5_state=64, learning_rate=1e-3,
+    ),
+    "full": BsuiteSettings(),
+}
+
+
+@dataclass(frozen=True)
+class BsuiteRunConfig:
+    memory_length: int
+    model: str
+    seed: int
+    episodes: int
+    network: NetworkConfig
+    a2c: PPOConfig
+
+
+def settings_for(profile: str, **overrides: Any) -> BsuiteSettings:
+    """Resolve a profile and overrides, checking model names and memory lengths."""
+    settings = resolve(PROFILES, profile, **overrides)
+    for model in settings.models:
+        check_choice("model", model, MODELS)
+    for length in settings.lengths:
+        if not isinstance(length, int) or length < 1:
+            raise SsmrlError(f"memory lengths must be positive integers, got {length!r}")
+    return settings
+
+
+def grid(settings: BsuiteSettings) -> list[RunSpec]:
+    """One run per (memory length, model, seed); the step budget is ``episodes`` episodes."""
+    specs = []
+    for length in settings.lengths:
+        steps = settings.episodes * (length + 1)  # an episode is length + 1 steps
+        a2c = PPOConfig(
+            total_steps=-(-steps // settings.unroll) * settings.unroll,
+            num_envs=1, unroll=settings.unroll, epochs=1, minibatches=1,
+            learning_rate=settings.learning_rate, gamma=settings.gamma,
+            gae_lambda=settings.td_lambda, entropy_coef=settings.entropy_coef,
+            value_coef=settings.value_coef, max_grad_norm=settings.max_grad_norm,
+            clip_value_loss=False, normalize_advantages=False,
+            checkpoint_every=settings.checkpoint_every,
+        )
+        for model in settings.models:
+            network = NetworkConfig(
+                core=model, encoder=tuple(settings.encoder), hidden=settings.hidden,
+                heads=tuple(settings.heads), s5_layers=1, s5_state=settings.s5_state,
+                activation="relu",
+            )
+            for seed in range(settings.seeds):
+                config = BsuiteRunConfig(length, model, seed, settings.episodes, network, a2c)
+                specs.append(RunSpec(EXPERIMENT, config, run_a2c))
+    return specs
+
+
+def final_return(history: PPOHistory, fraction: float = FINAL_FRACTION) -> float:
+    """Mean return of the last ``fraction`` of all finished episodes (whole updates)."""
+    total = sum(history.episodes)
+    wanted = max(1, int(round(fraction * total)))
+    returns, counted = 0.0, 0
+    for mean, n in zip(reversed(history.mean_return), reversed(history.episodes), strict=True):
+        if n == 0:
+            continue
+        returns += mean * n
+        counted += n
+        if counted >= wanted:
+            break
+    return returns / counted if counted else float("nan")
+
+
+def run_a2c(config: BsuiteRunConfig, run: RunDir) -> dict[str, Any]:
+    """Train one model on one memory length with one seed."""
+    started = time.perf_counter()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    agent, history = train_ppo(
+        lambda: MemoryChainEnv(config.memory_length), config.network, config.a2c, config.seed,
+        run, device,
+    )
+    from importlib import metadata
+
+    score = final_return(history)
+    return {
+        "config": dataclasses.asdict(config),
+        "parameters": sum(p.numel() for p in agent.parameters() if p.requires_grad),
+        "curve": {
+            "steps": history.steps,
+            "mean_return": [float(v) if np.isfinite(v) else None for v in history.mean_return],
+            "episodes": history.episodes,
+        },
+        "final_return": score if np.isfinite(score) else None,
+        "episodes_finished": sum(history.episodes),
+        "train_time_s": history.wall_time_s[-1],
+        "env_steps_per_s": history.steps[-1] / history.wall_time_s[-1],
+        "wall_time_s": time.perf_counter() - started,
+        "device": device,
+        "commit": git_commit(),
+        "hardware": hardware(),
+        "versions": {**library_versions(), "bsuite": metadata.version("bsuite")},
+    }

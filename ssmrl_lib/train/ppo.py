@@ -1,0 +1,444 @@
+"""Recurrent PPO (Schulman et al. 2017) with a pluggable memory core, in the style of CleanRL.
+
+One update:
+
+1. **Act.** ``num_envs`` environments step ``unroll`` times. The agent sees one step at a time
+   (``T = 1``) and carries its memory state; the reset flag of step ``t`` is the previous
+   step's ``done``, so a core with resets starts every episode from its initial state. The
+   state at the *start* of the rollout is kept.
+2. **Advantages.** GAE(λ) over each environment's rollout, cut at every ``done``.
+3. **Learn.** ``epochs`` passes; each splits the environments (never the time axis) into
+   ``minibatches`` groups and replays every group's whole sequences from the stored start state
+   with the stored reset flags, so the training forward pass sees exactly the hidden states the
+   agent had while acting (``test_ppo.py`` checks this). Clipped policy loss, clipped value
+   loss, entropy bonus, global grad-norm clip, Adam.
+
+Episode ends (termination or time-limit truncation) both cut bootstrapping, as in the paper's
+implementation. A killed run resumes from its last checkpoint (model, optimizer, random
+generators, environments and the agent's state), producing the numbers it would have produced.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ssmrl_lib.errors import SsmrlError, check_choice
+from ssmrl_lib.models.memory import STATE_BATCH_DIM, make_core
+from ssmrl_lib.runs.store import RunDir
+
+# ----------------------------------------------------------------------------------------------
+# Environments
+
+
+class EnvBatch:
+    """``n`` environments stepped together; one that finishes is reset in the same step.
+
+    Observations must be flat numeric vectors (they are stored as float32).
+
+    ``step`` returns the next observations (the first observation of a new episode where one
+    ended), rewards, ``done`` flags and the returns of the episodes that ended. Environment ``i``
+    is seeded once with ``seed * 10_000 + i``; later resets continue its own generator, so a
+    batch is deterministic and can be pickled into a checkpoint mid-run.
+    """
+
+    def __init__(self, make_env: Callable[[], gym.Env], n: int, seed: int):
+        self.envs = [make_env() for _ in range(n)]
+        self.obs = np.stack(
+            [env.reset(seed=seed * 10_000 + i)[0] for i, env in enumerate(self.envs)]
+        ).astype(np.float32)
+        self.episode_return = np.zeros(n)
+        self.episode_length = np.zeros(n, dtype=np.int64)
+        self.observation_space = self.envs[0].observation_space
+        self.action_space = self.envs[0].action_space
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list, list]:
+        rewards = np.zeros(len(self.envs))
+        dones = np.zeros(len(self.envs), dtype=bool)
+        returns, lengths = [], []
+        for i, env in enumerate(self.envs):
+            action = actions[i] if isinstance(env.action_space, gym.spaces.Box) else int(actions[i])
+            obs, reward, terminated, truncated, _ = env.step(action)
+            rewards[i] = reward
+            self.episode_return[i] += reward
+            self.episode_length[i] += 1
+            if terminated or truncated:
+                dones[i] = True
+                returns.append(float(self.episode_return[i]))
+                lengths.append(int(self.episode_length[i]))
+                self.episode_return[i], self.episode_length[i] = 0.0, 0
+                obs, _ = env.reset()
+            self.obs[i] = obs
+        return self.obs.copy(), rewards, dones, returns, lengths
+
+
+# ----------------------------------------------------------------------------------------------
+# Agent
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Actor-critic sizes; defaults are Lu et al.'s Table 3 (encoder [128, 256], memory 256)."""
+
+    core: str = "s5"
+    encoder: tuple = (128, 256)
+    hidden: int = 256  # the memory core's width (S5's H)
+    heads: tuple = (128, 128)  # actor and critic MLPs, each
+    s5_layers: int = 4
+    s5_state: int = 256  # P; P/2 complex modes are kept
+    scan_backend: str = "associative"
+    activation: str = "leaky_relu"  # of the encoder and heads: leaky_relu | relu
+
+
+ACTIVATIONS = {"leaky_relu": nn.LeakyReLU, "relu": nn.ReLU}
+
+
+def _mlp(sizes: list[int], activation: str, gain: float = np.sqrt(2)) -> nn.Sequential:
+    """Linear layers, each followed by ``activation``, orthogonally initialised (CleanRL)."""
+    layers: list[nn.Module] = []
+    for d_in, d_out in zip(sizes[:-1], sizes[1:], strict=True):
+        layers += [_linear(d_in, d_out, gain), ACTIVATIONS[activation]()]
+    return nn.Sequential(*layers)
+
+
+def _linear(d_in: int, d_out: int, gain: float) -> nn.Linear:
+    linear = nn.Linear(d_in, d_out)
+    nn.init.orthogonal_(linear.weight, gain)
+    nn.init.zeros_(linear.bias)
+    return linear
+
+
+class ActorCritic(nn.Module):
+    """Encoder MLP -> memory core -> separate actor and critic MLPs.
+
+    Discrete actions get a categorical policy; Box actions a diagonal Gaussian whose mean comes
+    from the actor and whose log standard deviation is a learned, state-independent vector.
+    """
+
+    def __init__(self, obs_dim: int, action_space: gym.Space, config: NetworkConfig):
+        super().__init__()
+        self.continuous = isinstance(action_space, gym.spaces.Box)
+        n_out = int(np.prod(action_space.shape)) if self.continuous else int(action_space.n)
+        check_choice("activation", config.activation, ACTIVATIONS)
+        self.encoder = _mlp([obs_dim, *config.encoder], config.activation)
+        self.core = make_core(
+            config.core, config.encoder[-1], config.hidden, config.s5_layers, config.s5_state,
+            config.scan_backend,
+        )
+        width = self.core.out_features
+        self.actor = nn.Sequential(
+            _mlp([width, *config.heads], config.activation), _linear(config.heads[-1], n_out, 0.01)
+        )
+        self.critic = nn.Sequential(
+            _mlp([width, *config.heads], config.activation), _linear(config.heads[-1], 1, 1.0)
+        )
+        if self.continuous:
+            self.log_std = nn.Parameter(torch.zeros(n_out))
+
+    def initial_state(self, batch_size: int) -> torch.Tensor:
+        return self.core.initial_state(batch_size)
+
+    def forward(
+        self, obs: torch.Tensor, state: torch.Tensor, reset: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``obs`` ``[B, T, obs_dim]`` to policy outputs ``[B, T, n]``, values ``[B, T]``, state."""
+        features, state = self.core(self.encoder(obs), state, reset)
+        return self.actor(features), self.critic(features).squeeze(-1), state
+
+    def distribution(self, policy_out: torch.Tensor) -> torch.distributions.Distribution:
+        if self.continuous:
+            normal = torch.distributions.Normal(policy_out, self.log_std.exp(), validate_args=False)
+            return torch.distributions.Independent(normal, 1, validate_args=False)
+        return torch.distributions.Categorical(logits=policy_out, validate_args=False)
+
+
+# ----------------------------------------------------------------------------------------------
+# PPO
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """PPO hyperparameters; defaults are Lu et al.'s Table 3 for POPGym."""
+
+    total_steps: int = 15_000_000
+    num_envs: int = 64
+    unroll: int = 1024
+    epochs: int = 30
+    minibatches: int = 8
+    learning_rate: float = 5e-5
+    gamma: float = 0.99
+    gae_lambda: float = 1.0
+    clip: float = 0.2
+    entropy_coef: float = 0.0
+    value_coef: float = 1.0
+    max_grad_norm: float = 0.5
+    clip_value_loss: bool = True
+    normalize_advantages: bool = True
+    checkpoint_every: int = 10  # updates
+
+    @property
+    def steps_per_update(self) -> int:
+        return self.num_envs * self.unroll
+
+    @property
+    def updates(self) -> int:
+        return max(1, self.total_steps // self.steps_per_update)
+
+    def check(self) -> None:
+        if self.num_envs % self.minibatches:
+            raise SsmrlError(
+                f"num_envs ({self.num_envs}) must be a multiple of minibatches "
+                f"({self.minibatches}): minibatches split the environments"
+            )
+
+
+@dataclass
+class PPOHistory:
+    """One entry per update: mean return of the episodes finished in it (NaN if none), etc."""
+
+    mean_return: list[float] = field(default_factory=list)
+    episodes: list[int] = field(default_factory=list)
+    steps: list[int] = field(default_factory=list)
+    wall_time_s: list[float] = field(default_factory=list)
+    losses: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def mmer(self) -> float:
+        """Max over training of the mean episodic return per update (NaN if no episode ended)."""
+        finite = [r for r in self.mean_return if np.isfinite(r)]
+        return max(finite) if finite else float("nan")
+
+
+@dataclass
+class Rollout:
+    """One update's experience, batch-first: ``[num_envs, unroll, ...]``."""
+
+    start_state: torch.Tensor
+    obs: torch.Tensor
+    resets: torch.Tensor
+    actions: torch.Tensor
+    log_probs: torch.Tensor
+    values: torch.Tensor
+    rewards: torch.Tensor
+    dones: torch.Tensor
+    policy_out: torch.Tensor  # what the agent computed while acting, for the replay test
+    last_value: torch.Tensor
+
+
+def gae(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    dones: torch.Tensor,
+    last_value: torch.Tensor,
+    gamma: float,
+    lam: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """GAE(λ) advantages and value targets for ``[B, T]`` rollouts.
+
+    ``dones[:, t]`` is true when the episode ended at step ``t``: nothing after it is
+    bootstrapped. ``last_value`` ``[B]`` is the value of the observation after the last step.
+    """
+    advantages = torch.zeros_like(rewards)
+    next_advantage = torch.zeros_like(last_value)
+    next_value = last_value
+    for t in reversed(range(rewards.shape[1])):
+        alive = 1.0 - dones[:, t].to(rewards.dtype)
+        delta = rewards[:, t] + gamma * next_value * alive - values[:, t]
+        next_advantage = delta + gamma * lam * alive * next_advantage
+        advantages[:, t] = next_advantage
+        next_value = values[:, t]
+    return advantages, advantages + values
+
+
+class PPOAgentRunner:
+    """The acting side: environments, the agent's current memory state, the last done flags."""
+
+    def __init__(self, envs: EnvBatch, agent: ActorCritic, device: torch.device):
+        self.envs = envs
+        self.device = device
+        self.state = agent.initial_state(len(envs.envs)).to(device)
+        # The very first step is an episode start.
+        self.done = torch.ones(len(envs.envs), dtype=torch.bool, device=device)
+
+    @torch.no_grad()
+    def collect(self, agent: ActorCritic, unroll: int) -> tuple[Rollout, list, list]:
+        """Step every environment ``unroll`` times; returns the rollout and finished episodes."""
+        n, device = len(self.envs.envs), self.device
+        start_state = self.state.clone()
+        columns: dict[str, list[torch.Tensor]] = {
+            k: [] for k in ("obs", "resets", "actions", "log_probs", "values", "rewards", "dones",
+                            "policy_out")
+        }
+        returns, lengths = [], []
+        for _ in range(unroll):
+            obs = torch.tensor(self.envs.obs, dtype=torch.float32, device=device)  # a copy
+            policy_out, value, self.state = agent(obs[:, None], self.state, self.done[:, None])
+            dist = agent.distribution(policy_out[:, 0])
+            action = dist.sample()
+            _, reward, done, finished, finished_lengths = self.envs.step(action.cpu().numpy())
+            returns += finished
+            lengths += finished_lengths
+            for key, value_t in (
+                ("obs", obs), ("resets", self.done), ("actions", action),
+                ("log_probs", dist.log_prob(action)), ("values", value[:, 0]),
+                ("rewards", torch.as_tensor(reward, dtype=torch.float32, device=device)),
+                ("dones", torch.as_tensor(done, device=device)), ("policy_out", policy_out[:, 0]),
+            ):
+                columns[key].append(value_t)
+            self.done = columns["dones"][-1]
+        obs = torch.tensor(self.envs.obs, dtype=torch.float32, device=device)  # a copy
+        _, last_value, _ = agent(obs[:, None], self.state, self.done[:, None])
+        stacked = {k: torch.stack(v, dim=1) for k, v in columns.items()}
+        assert stacked["obs"].shape[:2] == (n, unroll)
+        return Rollout(start_state=start_state, last_value=last_value[:, 0], **stacked), \
+            returns, lengths
+
+
+def ppo_loss(
+    agent: ActorCritic,
+    rollout: Rollout,
+    advantages: torch.Tensor,
+    targets: torch.Tensor,
+    envs: torch.Tensor,
+    config: PPOConfig,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """PPO's loss on the whole sequences of environments ``envs``, replayed from their start."""
+    state = rollout.start_state.index_select(STATE_BATCH_DIM, envs)
+    policy_out, values, _ = agent(rollout.obs[envs], state, rollout.resets[envs])
+    dist = agent.distribution(policy_out)
+    log_probs = dist.log_prob(rollout.actions[envs])
+    log_ratio = log_probs - rollout.log_probs[envs]
+    ratio = log_ratio.exp()
+    adv = advantages[envs]
+    if config.normalize_advantages:
+        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    policy_loss = -torch.min(
+        ratio * adv, ratio.clamp(1 - config.clip, 1 + config.clip) * adv
+    ).mean()
+    old_values, target = rollout.values[envs], targets[envs]
+    value_loss = (values - target) ** 2
+    if config.clip_value_loss:
+        clipped = old_values + (values - old_values).clamp(-config.clip, config.clip)
+        value_loss = torch.max(value_loss, (clipped - target) ** 2)
+    value_loss = 0.5 * value_loss.mean()
+    entropy = dist.entropy().mean()
+    loss = policy_loss + config.value_coef * value_loss - config.entropy_coef * entropy
+    with torch.no_grad():
+        approx_kl = ((ratio - 1) - log_ratio).mean()
+        clip_fraction = ((ratio - 1).abs() > config.clip).float().mean()
+    stats = {
+        "policy_loss": policy_loss.item(), "value_loss": value_loss.item(),
+        "entropy": entropy.item(), "approx_kl": approx_kl.item(),
+        "clip_fraction": clip_fraction.item(),
+    }
+    return loss, stats
+
+
+def ppo_update(
+    agent: ActorCritic,
+    optimizer: torch.optim.Optimizer,
+    rollout: Rollout,
+    config: PPOConfig,
+    generator: torch.Generator,
+) -> dict[str, float]:
+    """``epochs`` × ``minibatches`` gradient steps on one rollout; mean loss statistics."""
+    advantages, targets = gae(
+        rollout.rewards, rollout.values, rollout.dones, rollout.last_value,
+        config.gamma, config.gae_lambda,
+    )
+    n = rollout.obs.shape[0]
+    stats: list[dict[str, float]] = []
+    for _ in range(config.epochs):
+        order = torch.randperm(n, generator=generator).to(rollout.obs.device)
+        for envs in order.chunk(config.minibatches):
+            loss, step_stats = ppo_loss(agent, rollout, advantages, targets, envs, config)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(agent.parameters(), config.max_grad_norm)
+            optimizer.step()
+            stats.append(step_stats)
+    return {k: float(np.mean([s[k] for s in stats])) for k in stats[0]}
+
+
+def train_ppo(
+    make_env: Callable[[], gym.Env],
+    network: NetworkConfig,
+    config: PPOConfig,
+    seed: int,
+    run: RunDir | None = None,
+    device: str | torch.device = "cpu",
+    on_update: Callable[[int, PPOHistory], None] | None = None,
+    progress: bool = True,
+) -> tuple[ActorCritic, PPOHistory]:
+    """Train an actor-critic with ``network``'s core on ``make_env`` for ``config.total_steps``.
+
+    Resumes from ``run``'s checkpoint if it has one. ``on_update(update, history)`` is called
+    after every update, once its checkpoint (if due) is written.
+    """
+    config.check()
+    device = torch.device(device)
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    envs = EnvBatch(make_env, config.num_envs, seed)
+    obs_dim = int(np.prod(envs.observation_space.shape))
+    agent = ActorCritic(obs_dim, envs.action_space, network).to(device)
+    optimizer = torch.optim.Adam(agent.parameters(), lr=config.learning_rate, eps=1e-5)
+    runner = PPOAgentRunner(envs, agent, device)
+    history = PPOHistory()
+    start = 0
+    checkpoint = run.load_checkpoint() if run is not None else None
+    if checkpoint is not None:
+        agent.load_state_dict(checkpoint["agent"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        torch.set_rng_state(checkpoint["torch_rng"])
+        generator.set_state(checkpoint["generator"])
+        runner.envs = checkpoint["envs"]
+        runner.state = checkpoint["state"].to(device)
+        runner.done = checkpoint["done"].to(device)
+        history = checkpoint["history"]
+        start = checkpoint["update"]
+
+    elapsed = history.wall_time_s[-1] if history.wall_time_s else 0.0
+    started = time.perf_counter() - elapsed
+    bar = tqdm(range(start, config.updates), desc=f"ppo {network.core}", unit="update",
+               mininterval=2.0, initial=start, total=config.updates, disable=not progress)
+    for update in bar:
+        agent.eval()
+        rollout, returns, _ = runner.collect(agent, config.unroll)
+        agent.train()
+        losses = ppo_update(agent, optimizer, rollout, config, generator)
+        if not np.isfinite(losses["value_loss"]):
+            raise SsmrlError(
+                f"PPO diverged: value loss is {losses['value_loss']} at update {update}; "
+                "lower the learning rate (run not recorded)"
+            )
+        history.mean_return.append(float(np.mean(returns)) if returns else float("nan"))
+        history.episodes.append(len(returns))
+        history.steps.append((update + 1) * config.steps_per_update)
+        history.wall_time_s.append(time.perf_counter() - started)
+        history.losses.append(losses)
+        bar.set_postfix(ret=f"{history.mean_return[-1]:.3f}", mmer=f"{history.mmer:.3f}")
+        done = update + 1
+        if run is not None and done % config.checkpoint_every == 0 and done < config.updates:
+            run.save_checkpoint({
+                "agent": agent.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "generator": generator.get_state(),
+                "envs": runner.envs,
+                "state": runner.state.cpu(),
+                "done": runner.done.cpu(),
+                "history": history,
+                "update": done,
+            })
+        if on_update is not None:
+            on_update(done, history)
+    agent.eval()
+    return agent, history
