@@ -79,3 +79,17 @@ def provenance_markdown(
         "```",
     ]
     return "\n".join(lines)
+
+
+def scale_note(profile: str, results: list[dict]) -> str:
+    """A warning box unless the numbers come from the paper-scale profile on a GPU."""
+    on_gpu = any("GPU" in r["hardware"] for r in results)
+    if profile == "full" and on_gpu:
+        return ""
+    where = "on a GPU" if on_gpu else "on CPU only"
+    return (
+        "```{admonition} Not paper scale\n:class: warning\n"
+        f"These numbers come from the `{profile}` profile, run {where}, far below the papers' "
+        "budgets (see the provenance box). The `full` profile (the papers' settings, meant for "
+        "a GPU) has not produced this chapter yet.\n```"
+    )
