@@ -106,3 +106,16 @@ def dataset_markdown(results: list[dict[str, Any]]) -> str:
         episodes, steps = sizes[dataset]
         lines.append(f"- `{dataset}`: {episodes} episodes, {steps} steps; {relation}.")
     return "\n".join(lines)
+
+
+def settings_table(settings: Any, paper: Any) -> pd.DataFrame:
+    """The settings of this execution that differ from the paper-scale (``full``) profile."""
+    import dataclasses
+
+    rows = [
+        {"setting": field.name, "this run": getattr(settings, field.name),
+         "paper scale (full)": getattr(paper, field.name)}
+        for field in dataclasses.fields(settings)
+        if getattr(settings, field.name) != getattr(paper, field.name)
+    ]
+    return pd.DataFrame(rows, columns=["setting", "this run", "paper scale (full)"])
