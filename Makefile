@@ -9,7 +9,7 @@ ENVS := hopper halfcheetah walker2d
 # Minari's local store lives in the repository (git-ignored) unless the caller points elsewhere.
 export MINARI_DATASETS_PATH ?= $(CURDIR)/data/minari
 
-.PHONY: setup data notebooks book reproduce test lint unit smoke book-check bench clean
+.PHONY: setup data d4rl-data policies notebooks book reproduce test lint unit smoke book-check bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,25 @@ setup: $(STAMP)
 data: setup  ## the datasets the quick profile trains on (random-policy stand-ins)
 	for env in $(ENVS); do \
 	  $(BIN)/ssmrl data make --if-missing --env $$env --id ssmrl/$$env/random-v0 --steps 100000 || exit 1; \
+	done
+
+# D4RL's recipes from the behavior policies under data/policies/ (random, medium, medium-replay,
+# expert/medium-expert where a policy reached that level; missing recipes are skipped with a
+# message), into a separate store until the chapters switch to them. One job per environment.
+DATA_JOBS ?= 2
+D4RL_STORE ?= $(CURDIR)/data/minari-d4rl
+d4rl-data: setup
+	$(MAKE) --no-print-directory -j $(DATA_JOBS) $(addprefix d4rl-data-,$(ENVS))
+
+d4rl-data-%: setup
+	MINARI_DATASETS_PATH=$(D4RL_STORE) $(BIN)/ssmrl data build --env $* --quality all --if-missing --if-available
+
+# Train (or resume, from data/policies/<env>/state/) the behavior policies: hours on a CPU.
+POLICY_STEPS ?= 1000000
+policies: setup
+	for env in $(ENVS); do \
+	  nice -n 19 $(BIN)/ssmrl data train-policy --env $$env --steps $(POLICY_STEPS) || exit 1; \
+	  $(BIN)/ssmrl data export-replay --env $$env || true; \
 	done
 
 notebooks: data  ## execute every notebook with papermill into book/

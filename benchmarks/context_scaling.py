@@ -143,13 +143,17 @@ def peak_growth_bytes(fn: Callable[[], object]) -> int | None:
         return None
 
 
-def _median_time(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def _median_times(fns: list[Callable[[], object]], repeats: list[int]) -> list[float]:
+    """Median seconds of each ``fns[i]`` over ``repeats[i]`` calls, interleaved round by round
+    so that load from other processes hits every function alike."""
+    times: list[list[float]] = [[] for _ in fns]
+    for round_index in range(max(repeats)):
+        for fn, n, fn_times in zip(fns, repeats, times, strict=True):
+            if round_index < n:
+                start = time.perf_counter()
+                fn()
+                fn_times.append(time.perf_counter() - start)
+    return [statistics.median(fn_times) for fn_times in times]
 
 
 @torch.no_grad()
@@ -200,24 +204,27 @@ def _inference_at(
         v.numel() * v.element_size() for k, v in window.items() if k != "attention_mask"
     )
     state_bytes = sum(t.numel() * t.element_size() for layer in state.backbone for t in layer)
-    rows = []
-    for name, fn, carried_bytes, n in (
+    candidates = (  # name, step function, bytes carried between steps, timed calls
         ("DT, no cache (re-run window)", dt_window, history_bytes, max(2, repeats // 4)),
         ("DT, KV cache", dt_cached_step, carried, repeats),
         ("Decision Mamba, recurrent", dm_step, state_bytes, repeats),
-    ):
+    )
+    for _, fn, _, _ in candidates:
         fn()  # warm-up
+    medians = _median_times([c[1] for c in candidates], [c[3] for c in candidates])
+    rows = []
+    for (name, fn, carried_bytes, _), median in zip(candidates, medians, strict=True):
         rows.append(
             {
                 "model": name,
                 "context_steps": length,
-                "median_step_s": _median_time(fn, n),
+                "median_step_s": median,
                 "carried_bytes": carried_bytes,
                 "step_peak_rss_growth_bytes": peak_growth_bytes(fn),
             }
         )
         print(
-            f"L={length:5d} {name:<30} {rows[-1]['median_step_s'] * 1e3:9.2f} ms "
+            f"L={length:5d} {name:<30} {median * 1e3:9.2f} ms "
             f"carried {carried_bytes / 2**20:9.3f} MiB",
             flush=True,
         )
@@ -231,8 +238,7 @@ def inference(lengths: list[int], repeats: int) -> list[dict]:
     return [row for length in lengths for row in _inference_at(length, dt, dm, repeats)]
 
 
-def _training_at(context: int, model: nn.Module, repeats: int) -> dict:
-    batch = _history(model.config, context, TRAIN_BATCH)
+def _training_step(model: nn.Module, batch: dict[str, torch.Tensor]) -> Callable[[], None]:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     model.train()
 
@@ -243,24 +249,28 @@ def _training_at(context: int, model: nn.Module, repeats: int) -> dict:
         optimizer.step()
 
     step()  # warm-up (AdamW state)
-    return {
-        "context_len": context,
-        "batch_size": TRAIN_BATCH,
-        "median_step_s": _median_time(step, repeats),
-        "step_peak_rss_growth_bytes": peak_growth_bytes(step),
-    }
+    return step
 
 
 def training(contexts: list[int], repeats: int) -> list[dict]:
     rows = []
     for context in contexts:
         config = SequenceModelConfig(state_dim=11, act_dim=3, context_len=context)
-        for name, cls in (
-            ("Decision Transformer", DecisionTransformer),
-            ("Decision Mamba", DecisionMamba),
-        ):
-            rows.append({"model": name, **_training_at(context, cls(config), repeats)})
-            print(f"K={context:4d} {name:<22} {rows[-1]['median_step_s']:.3f} s", flush=True)
+        batch = _history(config, context, TRAIN_BATCH)
+        names = ("Decision Transformer", "Decision Mamba")
+        steps = [_training_step(cls(config), batch) for cls in (DecisionTransformer, DecisionMamba)]
+        medians = _median_times(steps, [repeats] * len(steps))
+        for name, step, median in zip(names, steps, medians, strict=True):
+            rows.append(
+                {
+                    "model": name,
+                    "context_len": context,
+                    "batch_size": TRAIN_BATCH,
+                    "median_step_s": median,
+                    "step_peak_rss_growth_bytes": peak_growth_bytes(step),
+                }
+            )
+            print(f"K={context:4d} {name:<22} {median:.3f} s", flush=True)
     return rows
 
 

@@ -42,6 +42,66 @@ def _data_info(args: argparse.Namespace) -> None:
     )
 
 
+def _data_train_policy(args: argparse.Namespace) -> None:
+    import torch
+
+    from ssmrl_lib.data.behavior import train_policy
+    from ssmrl_lib.envs import get_task
+
+    torch.set_num_threads(args.threads)
+    policy_dir = train_policy(
+        get_task(args.env), args.steps, policy_dir=Path(args.dir) if args.dir else None,
+        seed=args.seed, eval_every=args.eval_every, eval_episodes=args.eval_episodes,
+        learning_starts=args.learning_starts, log=lambda line: print(line, flush=True),
+    )
+    print(f"trained {args.env} -> {policy_dir}")
+
+
+def _data_build(args: argparse.Namespace) -> None:
+    import time
+
+    import minari
+
+    from ssmrl_lib.data.recipes import QUALITIES, NotAvailable, build_dataset, dataset_id
+    from ssmrl_lib.envs import TASKS, get_task
+
+    tasks = list(TASKS.values()) if args.env == "all" else [get_task(args.env)]
+    qualities = list(QUALITIES) if args.quality == "all" else [args.quality]
+    for task in tasks:
+        for quality in qualities:
+            name = dataset_id(task, quality) if quality in QUALITIES else quality
+            if args.if_missing and name in minari.list_local_datasets():
+                print(f"{name} exists; kept")
+                continue
+            started = time.monotonic()
+            try:
+                dataset = build_dataset(
+                    task, quality, steps=args.steps, seed=args.seed, n_envs=args.n_envs,
+                    policy_dir=Path(args.policies_dir) / task.name if args.policies_dir else None,
+                    checkpoint=Path(args.checkpoint) if args.checkpoint else None,
+                    overwrite=args.overwrite,
+                )
+            except NotAvailable as error:
+                if not args.if_available:
+                    raise
+                print(f"skipped {name}: {error}")
+                continue
+            print(
+                f"built {name}: {dataset.total_episodes} episodes, {dataset.total_steps} steps "
+                f"in {time.monotonic() - started:.0f} s"
+            )
+
+
+def _data_export_replay(args: argparse.Namespace) -> None:
+    from ssmrl_lib.data.recipes import export_replay
+    from ssmrl_lib.envs import get_task
+
+    path = export_replay(
+        get_task(args.env), Path(args.dir) if args.dir else None, until_step=args.until_step
+    )
+    print(f"exported {path}")
+
+
 def _notebook(args: argparse.Namespace) -> None:
     from ssmrl_lib.notebooks import BOOK_DIR, execute
 
@@ -61,7 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     make.add_argument("--env", required=True, help="hopper, halfcheetah or walker2d")
     make.add_argument("--id", required=True, help="dataset id, e.g. ssmrl/hopper/random-v0")
     make.add_argument("--steps", type=int, required=True, help="at least this many steps")
-    make.add_argument("--policy", default="random", help="'random' or an SB3 checkpoint (.zip)")
+    make.add_argument(
+        "--policy", default="random", help="'random' or a checkpoint (.npz actor or SB3 .zip)"
+    )
     make.add_argument("--seed", type=int, default=0)
     make.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
     make.add_argument("--if-missing", action="store_true", help="do nothing if it exists")
@@ -69,6 +131,47 @@ def build_parser() -> argparse.ArgumentParser:
     info = data.add_parser("info", help="summarise a dataset (id or path)")
     info.add_argument("source")
     info.set_defaults(handler=_data_info)
+
+    train = data.add_parser(
+        "train-policy", help="train (or resume) a behavior policy: SAC, TQC for halfcheetah"
+    )
+    train.add_argument("--env", required=True, help="hopper, halfcheetah or walker2d")
+    train.add_argument("--steps", type=int, required=True, help="train up to this many steps")
+    train.add_argument("--dir", help="policy directory (default data/policies/<env>)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--eval-every", type=int, default=10_000)
+    train.add_argument("--eval-episodes", type=int, default=10)
+    train.add_argument("--learning-starts", type=int, default=10_000)
+    train.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    train.set_defaults(handler=_data_train_policy)
+
+    build = data.add_parser(
+        "build", help="build ssmrl/<env>/<quality>-v0 by D4RL's recipe from the behavior policies"
+    )
+    build.add_argument("--env", required=True, help="hopper, halfcheetah, walker2d or all")
+    build.add_argument(
+        "--quality", required=True,
+        help="random, medium, medium-replay, medium-expert, expert or all",
+    )
+    build.add_argument("--steps", type=int, help="steps per policy (default 1000000)")
+    build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--n-envs", type=int, default=8, help="environments run in lockstep")
+    build.add_argument("--checkpoint", help="use this policy checkpoint (.npz) for medium/expert")
+    build.add_argument("--policies-dir", help="behavior policies (default data/policies)")
+    build.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+    build.add_argument("--if-missing", action="store_true", help="do nothing if it exists")
+    build.add_argument(
+        "--if-available", action="store_true",
+        help="skip (with a message) recipes whose policy has not reached its level yet",
+    )
+    build.set_defaults(handler=_data_build)
+    export = data.add_parser(
+        "export-replay", help="store the replay transitions up to the medium checkpoint (npz)"
+    )
+    export.add_argument("--env", required=True, help="hopper, halfcheetah or walker2d")
+    export.add_argument("--dir", help="policy directory (default data/policies/<env>)")
+    export.add_argument("--until-step", type=int, help="default: the medium checkpoint's step")
+    export.set_defaults(handler=_data_export_replay)
 
     notebook = commands.add_parser("notebook", help="execute a notebook with papermill")
     notebook.add_argument("name", help="e.g. 01_dt_replication")

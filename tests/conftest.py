@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ssmrl_lib.data.minari_io import Trajectories
 from ssmrl_lib.data.make import make_dataset
+from ssmrl_lib.data.minari_io import Trajectories
 from ssmrl_lib.envs import get_task
 
 

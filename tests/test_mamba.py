@@ -133,6 +133,31 @@ def test_steps_give_the_forward_actions() -> None:
     torch.testing.assert_close(torch.stack(actions, dim=1), expected, rtol=1e-5, atol=1e-5)
 
 
+def test_new_episode_resets_only_its_row() -> None:
+    """Row 1 abandons its episode at step 3 and starts ``fresh``; row 0 carries on."""
+    model, w, fresh = _model(), _windows(2, 6), _windows(1, 3, seed=9)
+    expected_row0, expected_fresh = model(**w)[0], model(**fresh)[0]
+
+    def inputs(key: str, t: int) -> torch.Tensor:
+        row1 = fresh[key][0, t - 3] if t >= 3 else w[key][1, t]
+        return torch.stack([w[key][0, t], row1])
+
+    state, actions = model.init_state(batch_size=2), []
+    for t in range(6):
+        action, state = model.step(
+            state,
+            return_to_go=inputs("returns_to_go", t),
+            state_obs=inputs("states", t),
+            prev_action=inputs("actions", t - 1) if t > 0 else None,
+            timestep=inputs("timesteps", t),
+            new_episode=torch.tensor([False, t == 3]),
+        )
+        actions.append(action)
+    actions = torch.stack(actions, dim=1)
+    torch.testing.assert_close(actions[0], expected_row0, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(actions[1, 3:], expected_fresh, rtol=1e-5, atol=1e-5)
+
+
 def test_without_a_compiler_the_torch_path_gives_the_same_actions(monkeypatch) -> None:
     model, w = _model().train(), _windows(3, HOPPER.context_len)
     torch.manual_seed(5)

@@ -54,6 +54,17 @@ def sb3_policy(checkpoint: Path, env: gym.Env) -> Policy:
     return lambda obs: model.predict(obs, deterministic=True)[0]
 
 
+def checkpoint_policy(checkpoint: Path, env: gym.Env) -> Policy:
+    """The deterministic policy of ``checkpoint``: an ssmrl actor (``.npz``, written by
+    ``ssmrl data train-policy``) or a full stable-baselines3 model (``.zip``)."""
+    if checkpoint.suffix == ".npz":
+        from ssmrl_lib.data.recipes import load_actor
+        from ssmrl_lib.envs import task_for_gym_id
+
+        return load_actor(checkpoint, task_for_gym_id(env.spec.id))
+    return sb3_policy(checkpoint, env)
+
+
 def make_dataset(
     task: LocomotionTask,
     dataset_id: str,
@@ -65,7 +76,8 @@ def make_dataset(
 ) -> minari.MinariDataset:
     """Collect complete episodes until at least ``total_steps`` steps and store them locally.
 
-    ``policy`` is ``"random"`` or the path of a stable-baselines3 checkpoint.
+    ``policy`` is ``"random"`` or the path of a policy checkpoint (ssmrl ``.npz`` actor or
+    stable-baselines3 ``.zip``). ``ssmrl data build`` makes the D4RL-recipe datasets.
     """
     if dataset_id in minari.list_local_datasets():
         if not overwrite:
@@ -75,7 +87,7 @@ def make_dataset(
     act = (
         random_policy(env.action_space, seed)
         if policy == "random"
-        else sb3_policy(Path(policy), env)
+        else checkpoint_policy(Path(policy), env)
     )
     buffers: list[EpisodeBuffer] = []
     steps = 0

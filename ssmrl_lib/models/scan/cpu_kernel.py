@@ -11,10 +11,10 @@ removes a dozen more ``[B, L, D]`` passes per layer. The backward does not keep 
 buffer and walked in reverse, so training memory stays ``O(B L D)``.
 
 The kernels are plain C99 with a C ABI, loaded through ``ctypes`` (no torch headers, so they
-build in about a second), cached under ``$XDG_CACHE_HOME/ssmrl`` keyed by source and CPU, and
-run on batch chunks from a thread pool (``ctypes`` releases the GIL). Without a compiler
-``load`` returns ``None`` and callers use their torch implementation. Results match torch to
-float32 rounding (the tests hold them to the float64 definition).
+build in about a second) and cached under ``$XDG_CACHE_HOME/ssmrl`` keyed by source and CPU.
+They split the batch over OpenMP threads, torch's own pool (see ``_build``). Without a
+compiler ``load`` returns ``None`` and callers use their torch implementation. Results match
+torch to float32 rounding (the tests hold them to the float64 definition).
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ import shutil
 import subprocess
 import tempfile
 import warnings
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -85,46 +83,54 @@ static inline float softplus(float v) {
    [batch][length][channels]; a_t (A transposed) [nstate][channels]; b, c [batch][length][nstate];
    w_t (conv weight transposed) [kernel][channels]; mask [batch][length] or NULL.
    Gradients of parameters shared across the batch (a_t, d_skip, w_t, bias) are accumulated
-   (+=), every other output is written. Each function returns 0, or 1 if out of memory. */
+   (+=), every other output is written. Batch rows are shared out over OpenMP threads (when
+   compiled with it), each with its own scratch. Each function returns 0, or 1 if out of
+   memory. */
 
 /* y_t = C_t . h_t + D x_t with h_t = exp(delta_t A) h_{t-1} + delta_t x_t B_t, h_{-1} = 0 and
    delta = softplus(dt); out_t = y_t silu(z_t). */
 int scan_forward(long batch, long length, long channels, long nstate, const float *x,
                  const float *dt, const float *a_t, const float *b, const float *c,
                  const float *d_skip, const float *z, float *y, float *out) {
-    float *h = malloc(sizeof(float) * nstate * channels);
-    float *delta = malloc(sizeof(float) * channels);
-    if (!h || !delta) {
+    int failed = 0;
+#pragma omp parallel
+    {
+        float *h = malloc(sizeof(float) * nstate * channels);
+        float *delta = malloc(sizeof(float) * channels);
+        if (!h || !delta) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp for schedule(static)
+        for (long i = 0; i < batch; i++) {
+            if (!h || !delta) continue;
+            memset(h, 0, sizeof(float) * nstate * channels);
+            for (long t = 0; t < length; t++) {
+                long row = i * length + t;
+                const float *dtt = dt + row * channels, *xt = x + row * channels;
+                const float *zt = z + row * channels, *bt = b + row * nstate;
+                const float *ct = c + row * nstate;
+                float *yt = y + row * channels, *ot = out + row * channels;
+                for (long d = 0; d < channels; d++) {
+                    delta[d] = softplus(dtt[d]);
+                    yt[d] = d_skip[d] * xt[d];
+                }
+                for (long n = 0; n < nstate; n++) {
+                    float *hn = h + n * channels;
+                    const float *an = a_t + n * channels;
+                    const float bn = bt[n], cn = ct[n];
+                    for (long d = 0; d < channels; d++) {
+                        hn[d] = exp_approx(delta[d] * an[d]) * hn[d] + delta[d] * xt[d] * bn;
+                        yt[d] += cn * hn[d];
+                    }
+                }
+                for (long d = 0; d < channels; d++) ot[d] = yt[d] * zt[d] * sigmoid(zt[d]);
+            }
+        }
         free(h);
         free(delta);
-        return 1;
     }
-    for (long i = 0; i < batch; i++) {
-        memset(h, 0, sizeof(float) * nstate * channels);
-        for (long t = 0; t < length; t++) {
-            long row = i * length + t;
-            const float *dtt = dt + row * channels, *xt = x + row * channels;
-            const float *zt = z + row * channels, *bt = b + row * nstate, *ct = c + row * nstate;
-            float *yt = y + row * channels, *ot = out + row * channels;
-            for (long d = 0; d < channels; d++) {
-                delta[d] = softplus(dtt[d]);
-                yt[d] = d_skip[d] * xt[d];
-            }
-            for (long n = 0; n < nstate; n++) {
-                float *hn = h + n * channels;
-                const float *an = a_t + n * channels;
-                const float bn = bt[n], cn = ct[n];
-                for (long d = 0; d < channels; d++) {
-                    hn[d] = exp_approx(delta[d] * an[d]) * hn[d] + delta[d] * xt[d] * bn;
-                    yt[d] += cn * hn[d];
-                }
-            }
-            for (long d = 0; d < channels; d++) ot[d] = yt[d] * zt[d] * sigmoid(zt[d]);
-        }
-    }
-    free(h);
-    free(delta);
-    return 0;
+    return failed;
 }
 
 /* One sequence's delta_t [channels], states h_t and decays exp(delta_t A) [nstate][channels]. */
@@ -159,73 +165,83 @@ int scan_backward(long batch, long length, long channels, long nstate, const flo
                   float *grad_x, float *grad_dt, float *grad_a_t, float *grad_b,
                   float *grad_c, float *grad_d_skip, float *grad_z) {
     long size = nstate * channels;
-    float *delta = malloc(sizeof(float) * length * channels);
-    float *states = malloc(sizeof(float) * length * size);
-    float *decays = malloc(sizeof(float) * length * size);
-    float *carried = malloc(sizeof(float) * size); /* exp(delta_{t+1} A) dh_{t+1} */
-    float *zeros = calloc(size, sizeof(float));    /* h_{-1} */
-    float *grad_y = malloc(sizeof(float) * channels);
-    float *grad_dx = malloc(sizeof(float) * channels);       /* w.r.t. delta_t x_t */
-    float *grad_exponent = malloc(sizeof(float) * channels); /* via exp(delta_t A) */
-    int failed = !delta || !states || !decays || !carried || !zeros || !grad_y || !grad_dx ||
-                 !grad_exponent;
-    for (long i = 0; i < batch && !failed; i++) {
-        long base = i * length;
-        const float *xi = x + base * channels, *dti = dt + base * channels;
-        const float *bi = b + base * nstate, *ci = c + base * nstate;
-        recompute_states(length, channels, nstate, xi, dti, a_t, bi, delta, states, decays);
-        memset(carried, 0, sizeof(float) * size);
-        for (long t = length - 1; t >= 0; t--) {
-            long row = base + t;
-            const float *deltat = delta + t * channels, *xt = xi + t * channels;
-            const float *zt = z + row * channels, *yt = y + row * channels;
-            const float *go = grad_out + row * channels;
-            const float *h = states + t * size, *prev = t > 0 ? h - size : zeros;
-            const float *decay = decays + t * size;
-            float *gz = grad_z + row * channels;
-            for (long d = 0; d < channels; d++) {
-                float s = sigmoid(zt[d]);
-                grad_y[d] = go[d] * zt[d] * s;
-                gz[d] = go[d] * yt[d] * silu_grad(zt[d], s);
-                grad_d_skip[d] += grad_y[d] * xt[d];
-                grad_dx[d] = 0.0f;
-                grad_exponent[d] = 0.0f;
-            }
-            for (long n = 0; n < nstate; n++) {
-                const float bn = bi[t * nstate + n], cn = ci[t * nstate + n];
-                const float *an = a_t + n * channels, *hn = h + n * channels;
-                const float *prevn = prev + n * channels, *decayn = decay + n * channels;
-                float *carriedn = carried + n * channels, *grad_an = grad_a_t + n * channels;
-                float grad_bn = 0.0f, grad_cn = 0.0f;
+    int failed = 0;
+#pragma omp parallel
+    {
+        float *delta = malloc(sizeof(float) * length * channels);
+        float *states = malloc(sizeof(float) * length * size);
+        float *decays = malloc(sizeof(float) * length * size);
+        float *carried = malloc(sizeof(float) * size); /* exp(delta_{t+1} A) dh_{t+1} */
+        float *zeros = calloc(size, sizeof(float));    /* h_{-1} */
+        float *grad_y = malloc(sizeof(float) * channels);
+        float *grad_dx = malloc(sizeof(float) * channels);       /* w.r.t. delta_t x_t */
+        float *grad_exponent = malloc(sizeof(float) * channels); /* via exp(delta_t A) */
+        int ok = delta && states && decays && carried && zeros && grad_y && grad_dx &&
+                 grad_exponent;
+        if (!ok) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp for schedule(static) reduction(+ : grad_a_t[:size], grad_d_skip[:channels])
+        for (long i = 0; i < batch; i++) {
+            if (!ok) continue;
+            long base = i * length;
+            const float *xi = x + base * channels, *dti = dt + base * channels;
+            const float *bi = b + base * nstate, *ci = c + base * nstate;
+            recompute_states(length, channels, nstate, xi, dti, a_t, bi, delta, states, decays);
+            memset(carried, 0, sizeof(float) * size);
+            for (long t = length - 1; t >= 0; t--) {
+                long row = base + t;
+                const float *deltat = delta + t * channels, *xt = xi + t * channels;
+                const float *zt = z + row * channels, *yt = y + row * channels;
+                const float *go = grad_out + row * channels;
+                const float *h = states + t * size, *prev = t > 0 ? h - size : zeros;
+                const float *decay = decays + t * size;
+                float *gz = grad_z + row * channels;
                 for (long d = 0; d < channels; d++) {
-                    float dh = cn * grad_y[d] + carriedn[d];
-                    grad_dx[d] += bn * dh;
-                    grad_bn += deltat[d] * xt[d] * dh;
-                    grad_cn += grad_y[d] * hn[d];
-                    carriedn[d] = decayn[d] * dh;
-                    float grad_decay_exponent = carriedn[d] * prevn[d];
-                    grad_exponent[d] += grad_decay_exponent * an[d];
-                    grad_an[d] += grad_decay_exponent * deltat[d];
+                    float s = sigmoid(zt[d]);
+                    grad_y[d] = go[d] * zt[d] * s;
+                    gz[d] = go[d] * yt[d] * silu_grad(zt[d], s);
+                    grad_d_skip[d] += grad_y[d] * xt[d];
+                    grad_dx[d] = 0.0f;
+                    grad_exponent[d] = 0.0f;
                 }
-                grad_b[row * nstate + n] = grad_bn;
-                grad_c[row * nstate + n] = grad_cn;
-            }
-            const float *dtt = dti + t * channels;
-            float *gx = grad_x + row * channels, *gdt = grad_dt + row * channels;
-            for (long d = 0; d < channels; d++) {
-                gx[d] = grad_dx[d] * deltat[d] + grad_y[d] * d_skip[d];
-                gdt[d] = (grad_dx[d] * xt[d] + grad_exponent[d]) * sigmoid(dtt[d]);
+                for (long n = 0; n < nstate; n++) {
+                    const float bn = bi[t * nstate + n], cn = ci[t * nstate + n];
+                    const float *an = a_t + n * channels, *hn = h + n * channels;
+                    const float *prevn = prev + n * channels, *decayn = decay + n * channels;
+                    float *carriedn = carried + n * channels, *grad_an = grad_a_t + n * channels;
+                    float grad_bn = 0.0f, grad_cn = 0.0f;
+                    for (long d = 0; d < channels; d++) {
+                        float dh = cn * grad_y[d] + carriedn[d];
+                        grad_dx[d] += bn * dh;
+                        grad_bn += deltat[d] * xt[d] * dh;
+                        grad_cn += grad_y[d] * hn[d];
+                        carriedn[d] = decayn[d] * dh;
+                        float grad_decay_exponent = carriedn[d] * prevn[d];
+                        grad_exponent[d] += grad_decay_exponent * an[d];
+                        grad_an[d] += grad_decay_exponent * deltat[d];
+                    }
+                    grad_b[row * nstate + n] = grad_bn;
+                    grad_c[row * nstate + n] = grad_cn;
+                }
+                const float *dtt = dti + t * channels;
+                float *gx = grad_x + row * channels, *gdt = grad_dt + row * channels;
+                for (long d = 0; d < channels; d++) {
+                    gx[d] = grad_dx[d] * deltat[d] + grad_y[d] * d_skip[d];
+                    gdt[d] = (grad_dx[d] * xt[d] + grad_exponent[d]) * sigmoid(dtt[d]);
+                }
             }
         }
+        free(delta);
+        free(states);
+        free(decays);
+        free(carried);
+        free(zeros);
+        free(grad_y);
+        free(grad_dx);
+        free(grad_exponent);
     }
-    free(delta);
-    free(states);
-    free(decays);
-    free(carried);
-    free(zeros);
-    free(grad_y);
-    free(grad_dx);
-    free(grad_exponent);
     return failed;
 }
 
@@ -244,6 +260,7 @@ static void conv_row(long t, long channels, long kernel, const float *x, const f
 /* out = mask * silu(conv(x)) */
 int conv_forward(long batch, long length, long channels, long kernel, const float *x,
                  const float *w_t, const float *bias, const float *mask, float *out) {
+#pragma omp parallel for schedule(static)
     for (long i = 0; i < batch; i++) {
         const float *xi = x + i * length * channels;
         for (long t = 0; t < length; t++) {
@@ -259,38 +276,47 @@ int conv_forward(long batch, long length, long channels, long kernel, const floa
 int conv_backward(long batch, long length, long channels, long kernel, const float *x,
                   const float *w_t, const float *bias, const float *mask,
                   const float *grad_out, float *grad_x, float *grad_w_t, float *grad_bias) {
-    float *grad_pre = malloc(sizeof(float) * length * channels);
-    if (!grad_pre) return 1;
-    for (long i = 0; i < batch; i++) {
-        const float *xi = x + i * length * channels, *gi = grad_out + i * length * channels;
-        float *gxi = grad_x + i * length * channels;
-        for (long t = 0; t < length; t++) {
-            float *gp = grad_pre + t * channels;
-            float m = mask ? mask[i * length + t] : 1.0f;
-            conv_row(t, channels, kernel, xi, w_t, bias, gp); /* pre-activation, then its grad */
-            for (long d = 0; d < channels; d++) {
-                float s = sigmoid(gp[d]);
-                gp[d] = m * gi[t * channels + d] * silu_grad(gp[d], s);
-                grad_bias[d] += gp[d];
-            }
+    int failed = 0;
+#pragma omp parallel
+    {
+        float *grad_pre = malloc(sizeof(float) * length * channels);
+        if (!grad_pre) {
+#pragma omp atomic write
+            failed = 1;
         }
-        memset(gxi, 0, sizeof(float) * length * channels);
-        for (long t = 0; t < length; t++) {
-            const float *gp = grad_pre + t * channels;
-            for (long j = 0; j < kernel; j++) {
-                long source = t - (kernel - 1) + j;
-                if (source < 0) continue;
-                const float *xs = xi + source * channels, *wj = w_t + j * channels;
-                float *gxs = gxi + source * channels, *gwj = grad_w_t + j * channels;
+#pragma omp for schedule(static) reduction(+ : grad_w_t[:kernel * channels], grad_bias[:channels])
+        for (long i = 0; i < batch; i++) {
+            if (!grad_pre) continue;
+            const float *xi = x + i * length * channels, *gi = grad_out + i * length * channels;
+            float *gxi = grad_x + i * length * channels;
+            for (long t = 0; t < length; t++) {
+                float *gp = grad_pre + t * channels;
+                float m = mask ? mask[i * length + t] : 1.0f;
+                conv_row(t, channels, kernel, xi, w_t, bias, gp); /* pre-activation first */
                 for (long d = 0; d < channels; d++) {
-                    gxs[d] += wj[d] * gp[d];
-                    gwj[d] += gp[d] * xs[d];
+                    float s = sigmoid(gp[d]);
+                    gp[d] = m * gi[t * channels + d] * silu_grad(gp[d], s);
+                    grad_bias[d] += gp[d];
+                }
+            }
+            memset(gxi, 0, sizeof(float) * length * channels);
+            for (long t = 0; t < length; t++) {
+                const float *gp = grad_pre + t * channels;
+                for (long j = 0; j < kernel; j++) {
+                    long source = t - (kernel - 1) + j;
+                    if (source < 0) continue;
+                    const float *xs = xi + source * channels, *wj = w_t + j * channels;
+                    float *gxs = gxi + source * channels, *gwj = grad_w_t + j * channels;
+                    for (long d = 0; d < channels; d++) {
+                        gxs[d] += wj[d] * gp[d];
+                        gwj[d] += gp[d] * xs[d];
+                    }
                 }
             }
         }
+        free(grad_pre);
     }
-    free(grad_pre);
-    return 0;
+    return failed;
 }
 """
 
@@ -302,7 +328,7 @@ _SIGNATURES = {  # pointer arguments after the leading integer sizes
 }
 
 
-def _flags() -> list[str]:
+def _flags(openmp: bool) -> list[str]:
     # The parts of -ffast-math that vectorise reductions and fuse multiply-adds, but not
     # -ffast-math itself: linked into a shared library it sets flush-to-zero for the whole
     # process (crtfastmath), changing every other computation. NaN/inf semantics are kept so a
@@ -310,10 +336,10 @@ def _flags() -> list[str]:
     flags = [
         "-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fassociative-math",
         "-fno-signed-zeros", "-freciprocal-math", "-ffp-contract=fast", "-fPIC", "-shared",
-    ]
+    ]  # fmt: skip
     if platform.machine() in ("x86_64", "AMD64"):
         flags.append("-mprefer-vector-width=512")
-    return flags
+    return [*flags, "-fopenmp"] if openmp else flags
 
 
 def _cpu_signature() -> str:
@@ -330,25 +356,32 @@ def _cache_dir() -> Path:
 
 
 def _build(compiler: str, library: Path) -> bool:
-    """Compile the kernels to ``library``, atomically: concurrent builders never see half a file."""
+    """Compile the kernels to ``library``, atomically: concurrent builders never see half a file.
+
+    With OpenMP when the compiler has it: the library then needs ``libgomp.so.1``, which the
+    dynamic loader resolves to the copy torch already loaded (Linux wheels), so the kernels
+    share torch's thread pool and ``torch.set_num_threads``. Without OpenMP the pragmas are
+    ignored and the kernels run serially.
+    """
     library.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=library.parent) as build:
         source = Path(build) / "mamba_kernels.c"
         source.write_text(_SOURCE)
         built = Path(build) / library.name
-        command = [compiler, *_flags(), "-o", str(built), str(source)]
-        if subprocess.run(command, capture_output=True).returncode != 0:
-            return False
-        os.replace(built, library)
-    return True
+        for openmp in (True, False):
+            command = [compiler, *_flags(openmp), "-o", str(built), str(source)]
+            if subprocess.run(command, capture_output=True).returncode == 0:
+                os.replace(built, library)
+                return True
+    return False
 
 
 @functools.cache
 def load() -> ctypes.CDLL | None:
     """The compiled kernels, building them on first use; ``None`` without a working compiler."""
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    key = hashlib.sha256("\0".join([_SOURCE, *_flags(), _cpu_signature()]).encode()).hexdigest()
-    name = f"mamba_kernels_{key[:16]}.so"
+    key = hashlib.sha256("\0".join([_SOURCE, *_flags(True), _cpu_signature()]).encode())
+    name = f"mamba_kernels_{key.hexdigest()[:16]}.so"
     library = None
     if compiler is not None:
         for directory in (_cache_dir(), Path(tempfile.gettempdir()) / f"ssmrl-{os.getuid()}"):
@@ -379,79 +412,34 @@ def usable(*tensors: torch.Tensor) -> bool:
     return on_cpu_fp32 and load() is not None
 
 
-@functools.cache
-def _pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="ssmrl-kernel")
-
-
-if hasattr(os, "register_at_fork"):  # a forked child has no pool threads
-    os.register_at_fork(after_in_child=_pool.cache_clear)
-
-
-def _chunks(batch: int) -> list[slice]:
-    """Batch rows split over torch's intra-op thread count, as a torch op would use them."""
-    n = max(1, min(batch, torch.get_num_threads()))
-    bounds = [batch * i // n for i in range(n + 1)]
-    return [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
-
-
-def _parallel(chunks: list[slice], call: Callable[[int, slice], int]) -> None:
-    """``call(chunk_index, rows)`` (a kernel call) for every chunk, concurrently."""
-    if len(chunks) == 1:
-        statuses = [call(0, chunks[0])]
-    else:
-        futures = [_pool().submit(call, i, rows) for i, rows in enumerate(chunks)]
-        statuses = [future.result() for future in futures]
-    if any(statuses):
-        raise MemoryError("Mamba CPU kernel could not allocate its scratch buffers")
-
-
-def _rows(rows: slice, *tensors: torch.Tensor | None) -> list[int | None]:
-    """Data pointers of the batch rows ``rows`` (``None`` stays a NULL pointer)."""
-    return [None if t is None else t[rows].data_ptr() for t in tensors]
+def _run(name: str, sizes: tuple[int, ...], *tensors: torch.Tensor | None) -> None:
+    """Call kernel ``name`` on these tensors' data (``None`` passes a NULL pointer)."""
+    pointers = [None if t is None else t.data_ptr() for t in tensors]
+    if getattr(load(), name)(*sizes, *pointers):
+        raise MemoryError(f"Mamba CPU kernel {name} could not allocate its scratch buffers")
 
 
 class _GatedSelectiveScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, dt, A, B, C, D, z):
         x, dt, a_t, B, C, D, z = (t.contiguous() for t in (x, dt, A.t(), B, C, D, z))
-        batch, length, channels = x.shape
         y, out = torch.empty_like(x), torch.empty_like(x)
-
-        def call(_: int, rows: slice) -> int:
-            return load().scan_forward(
-                rows.stop - rows.start, length, channels, a_t.shape[0],
-                *_rows(rows, x, dt), a_t.data_ptr(), *_rows(rows, B, C),
-                D.data_ptr(), *_rows(rows, z, y, out),
-            )  # fmt: skip
-
-        _parallel(_chunks(batch), call)
+        _run("scan_forward", (*x.shape, a_t.shape[0]), x, dt, a_t, B, C, D, z, y, out)
         ctx.save_for_backward(x, dt, a_t, B, C, D, z, y)
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
         x, dt, a_t, B, C, D, z, y = ctx.saved_tensors
-        grad_out = grad_out.contiguous()
-        batch, length, channels = x.shape
         grad_x, grad_dt, grad_z = (torch.empty_like(x) for _ in range(3))
         grad_B, grad_C = torch.empty_like(B), torch.empty_like(C)
-        chunks = _chunks(batch)  # one accumulator per chunk for gradients shared by the batch
-        grad_a_t, grad_D = (
-            a_t.new_zeros(len(chunks), *a_t.shape),
-            D.new_zeros(len(chunks), *D.shape),
-        )
-
-        def call(chunk: int, rows: slice) -> int:
-            return load().scan_backward(
-                rows.stop - rows.start, length, channels, a_t.shape[0],
-                *_rows(rows, x, dt), a_t.data_ptr(), *_rows(rows, B, C), D.data_ptr(),
-                *_rows(rows, z, y, grad_out, grad_x, grad_dt), grad_a_t[chunk].data_ptr(),
-                *_rows(rows, grad_B, grad_C), grad_D[chunk].data_ptr(), *_rows(rows, grad_z),
-            )  # fmt: skip
-
-        _parallel(chunks, call)
-        return grad_x, grad_dt, grad_a_t.sum(0).t(), grad_B, grad_C, grad_D.sum(0), grad_z
+        grad_a_t, grad_D = torch.zeros_like(a_t), torch.zeros_like(D)
+        _run(
+            "scan_backward", (*x.shape, a_t.shape[0]),
+            x, dt, a_t, B, C, D, z, y, grad_out.contiguous(),
+            grad_x, grad_dt, grad_a_t, grad_B, grad_C, grad_D, grad_z,
+        )  # fmt: skip
+        return grad_x, grad_dt, grad_a_t.t(), grad_B, grad_C, grad_D, grad_z
 
 
 class _CausalConvSilu(torch.autograd.Function):
@@ -459,39 +447,24 @@ class _CausalConvSilu(torch.autograd.Function):
     def forward(ctx, x, weight, bias, mask):
         x, w_t, bias = x.contiguous(), weight.t().contiguous(), bias.contiguous()
         mask = None if mask is None else mask.to(x.dtype).contiguous()
-        batch, length, channels = x.shape
         out = torch.empty_like(x)
-
-        def call(_: int, rows: slice) -> int:
-            return load().conv_forward(
-                rows.stop - rows.start, length, channels, w_t.shape[0],
-                *_rows(rows, x), w_t.data_ptr(), bias.data_ptr(), *_rows(rows, mask, out),
-            )  # fmt: skip
-
-        _parallel(_chunks(batch), call)
+        _run("conv_forward", (*x.shape, w_t.shape[0]), x, w_t, bias, mask, out)
         ctx.save_for_backward(x, w_t, bias, mask)
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
         x, w_t, bias, mask = ctx.saved_tensors
-        grad_out = grad_out.contiguous()
-        batch, length, channels = x.shape
-        grad_x = torch.empty_like(x)
-        chunks = _chunks(batch)
-        grad_w_t = w_t.new_zeros(len(chunks), *w_t.shape)
-        grad_bias = bias.new_zeros(len(chunks), *bias.shape)
-
-        def call(chunk: int, rows: slice) -> int:
-            return load().conv_backward(
-                rows.stop - rows.start, length, channels, w_t.shape[0],
-                *_rows(rows, x), w_t.data_ptr(), bias.data_ptr(),
-                *_rows(rows, mask, grad_out, grad_x),
-                grad_w_t[chunk].data_ptr(), grad_bias[chunk].data_ptr(),
-            )  # fmt: skip
-
-        _parallel(chunks, call)
-        return grad_x, grad_w_t.sum(0).t(), grad_bias.sum(0), None
+        grad_x, grad_w_t, grad_bias = (
+            torch.empty_like(x),
+            torch.zeros_like(w_t),
+            torch.zeros_like(bias),
+        )
+        _run(
+            "conv_backward", (*x.shape, w_t.shape[0]),
+            x, w_t, bias, mask, grad_out.contiguous(), grad_x, grad_w_t, grad_bias,
+        )  # fmt: skip
+        return grad_x, grad_w_t.t(), grad_bias, None
 
 
 def gated_selective_scan(

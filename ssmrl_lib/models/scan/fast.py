@@ -15,8 +15,8 @@ of in-place ops beats a few whole-sequence ops that stream ``[B, L, *state]`` th
 inputs: it discretises inside the loop and contracts with ``C_t`` on the fly, so no
 ``[B, L, D, N]`` tensor is materialised for autograd. Same arithmetic as discretising first and
 calling ``linear_scan``, so the result is exact, not an approximation. On float32 CPU tensors
-it runs on ``cpu_kernel``'s C loops (which also fuse Mamba's ``D`` skip and gate), elsewhere
-(GPU, float64, no C compiler) on torch ops.
+it runs on ``cpu_kernel``'s C loops (which also fuse the softplus of ``Δ``, Mamba's ``D`` skip
+and its gate), elsewhere (GPU, float64, no C compiler) on torch ops.
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ def fast_scan(
     h0: torch.Tensor | None = None,
     reset: torch.Tensor | None = None,
 ) -> torch.Tensor:
+    """``linear_scan``'s contract (package docstring); any dtype, real or complex."""
     dtype = torch.promote_types(a.dtype, b.dtype)
     if h0 is not None:
         dtype = torch.promote_types(dtype, h0.dtype)

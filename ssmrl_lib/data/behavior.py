@@ -1,0 +1,482 @@
+"""Train the behavior policies that the D4RL-style datasets are collected with.
+
+D4RL made its MuJoCo datasets from SAC policies: ``medium`` from one stopped at about a third
+of expert performance, ``medium-replay`` from everything in its replay buffer up to that point,
+``expert`` from a fully trained one. Minari's MuJoCo v5 datasets were made the same way with
+stable-baselines3: SAC for Hopper and Walker2d, TQC (sb3-contrib) for HalfCheetah. This module
+does the same, from scratch, so that every dataset can be rebuilt offline.
+
+A policy directory (by default ``data/policies/<env>/``) holds
+
+* ``training.json``: the algorithm, its hyperparameters, the seed, package versions;
+* ``evaluations.csv``: one row per evaluation (every ``eval_every`` steps, ``eval_episodes``
+  deterministic episodes): mean and std of the return and of the D4RL-normalized score, and
+  the wall and CPU seconds spent so far (on a shared machine only the CPU time means much);
+* ``checkpoints/step_<N>.npz``: the policy's deterministic actor at each evaluation (small,
+  committed; see :class:`ActorPolicy`): the candidates for the ``medium`` policy;
+* ``state/``: the full training state (SB3 model with optimizers, and the replay buffer),
+  git-ignored, so that rerunning the same training resumes where it stopped;
+* ``replay_medium.npz``: after :func:`export_replay`, every transition the replay buffer saw
+  up to the medium checkpoint (the ``medium-replay`` dataset's source).
+
+Every file is written atomically and the state is a consistent pair (model, replay buffer)
+named by its step, so a training killed at any point resumes from its last evaluation.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import hashlib
+import io
+import json
+import os
+import pickle
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from ssmrl_lib.envs import LocomotionTask, normalized_score
+from ssmrl_lib.errors import SsmrlError
+from ssmrl_lib.paths import REPO_ROOT
+from ssmrl_lib.runs.store import atomic_write_bytes, atomic_write_json
+
+# The algorithm Minari used for each task's datasets.
+ALGORITHMS: dict[str, str] = {"hopper": "SAC", "walker2d": "SAC", "halfcheetah": "TQC"}
+
+EVAL_COLUMNS = (
+    "step",
+    "mean_return",
+    "std_return",
+    "normalized_mean",
+    "normalized_std",
+    "mean_length",
+    "wall_seconds",
+    "cpu_seconds",
+    "checkpoint",
+)
+
+
+def policies_root() -> Path:
+    """Where behavior policies live: ``$SSMRL_POLICIES_DIR`` or ``data/policies``."""
+    return Path(os.environ.get("SSMRL_POLICIES_DIR", REPO_ROOT / "data" / "policies"))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a behavior-policy training except how long it runs.
+
+    The hyperparameters are stable-baselines3's defaults (lr 3e-4, batch 256, gamma 0.99,
+    tau 0.005, one gradient step per environment step, [256, 256] networks, automatic entropy)
+    with 10k random warm-up steps and a 1M replay buffer (to our knowledge what RL Baselines3
+    Zoo uses for the MuJoCo tasks; not checked against its files offline). The buffer is as
+    long as any training here, so it never overwrites a transition.
+    """
+
+    gym_id: str
+    algorithm: str
+    seed: int = 0
+    learning_starts: int = 10_000
+    buffer_size: int = 1_000_000
+    eval_every: int = 10_000
+    eval_episodes: int = 10
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _algorithm_class(name: str) -> type:
+    if name == "TQC":
+        try:
+            from sb3_contrib import TQC
+        except ImportError as error:  # pragma: no cover - sb3-contrib is a dependency
+            raise SsmrlError("TQC needs sb3-contrib: pip install sb3-contrib") from error
+        return TQC
+    from stable_baselines3 import SAC
+
+    return SAC
+
+
+# --------------------------------------------------------------------------------------------
+# The deterministic actor, exported as a small numpy checkpoint
+# --------------------------------------------------------------------------------------------
+
+
+class ActorPolicy:
+    """The deterministic action of a SAC/TQC actor: ``tanh(mu(mlp(obs)))``, rescaled.
+
+    Stored as ``.npz`` (a zip of numpy arrays): the hidden layers' weights and biases
+    (``w0, b0, w1, b1, ...``, ReLU between them), the mean head (``w_mu, b_mu``), the action
+    bounds and a JSON ``meta`` string (environment, algorithm, step, evaluation). A few hundred
+    kB instead of SB3's few MB, and batched inference is one matrix product per layer.
+    """
+
+    def __init__(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]):
+        n_hidden = sum(1 for key in arrays if key.startswith("w") and key[1:].isdigit())
+        self.hidden = [(arrays[f"w{i}"], arrays[f"b{i}"]) for i in range(n_hidden)]
+        self.mu = (arrays["w_mu"], arrays["b_mu"])
+        self.low, self.high = arrays["low"], arrays["high"]
+        self.meta = meta
+
+    @property
+    def obs_dim(self) -> int:
+        return int(self.hidden[0][0].shape[1])
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        """Actions for a batch ``(n, obs_dim)`` (or one observation ``(obs_dim,)``)."""
+        x = np.asarray(obs, dtype=np.float32)
+        for weight, bias in self.hidden:
+            x = np.maximum(x @ weight.T + bias, 0.0)
+        squashed = np.tanh(x @ self.mu[0].T + self.mu[1])
+        return (self.low + 0.5 * (squashed + 1.0) * (self.high - self.low)).astype(np.float32)
+
+    @classmethod
+    def from_model(cls, model: Any, meta: dict[str, Any]) -> ActorPolicy:
+        """Extract the actor of a trained SB3 SAC/TQC ``model`` (ReLU MLP + mean head)."""
+        import torch
+
+        actor = model.actor
+        arrays: dict[str, np.ndarray] = {}
+        linears = [m for m in actor.latent_pi if isinstance(m, torch.nn.Linear)]
+        if not all(isinstance(m, torch.nn.ReLU | torch.nn.Linear) for m in actor.latent_pi):
+            raise SsmrlError("only ReLU MLP actors can be exported")
+        for i, layer in enumerate(linears):
+            arrays[f"w{i}"] = layer.weight.detach().cpu().numpy().astype(np.float32)
+            arrays[f"b{i}"] = layer.bias.detach().cpu().numpy().astype(np.float32)
+        arrays["w_mu"] = actor.mu.weight.detach().cpu().numpy().astype(np.float32)
+        arrays["b_mu"] = actor.mu.bias.detach().cpu().numpy().astype(np.float32)
+        arrays["low"] = model.action_space.low.astype(np.float32)
+        arrays["high"] = model.action_space.high.astype(np.float32)
+        return cls(arrays, meta)
+
+    def to_bytes(self) -> bytes:
+        arrays = {f"w{i}": w for i, (w, _) in enumerate(self.hidden)}
+        arrays |= {f"b{i}": b for i, (_, b) in enumerate(self.hidden)}
+        arrays |= {"w_mu": self.mu[0], "b_mu": self.mu[1], "low": self.low, "high": self.high}
+        arrays["meta"] = np.asarray(json.dumps(self.meta, sort_keys=True))
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **arrays)
+        return buffer.getvalue()
+
+    @classmethod
+    def load(cls, path: Path) -> ActorPolicy:
+        """Read a checkpoint written by :meth:`to_bytes`; a bad file is an ``SsmrlError``."""
+        path = Path(path)
+        if not path.is_file():
+            raise SsmrlError(f"policy checkpoint {path} does not exist")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {key: data[key] for key in data.files}
+            meta = json.loads(str(arrays.pop("meta")))
+            return cls(arrays, meta)
+        except Exception as error:
+            raise SsmrlError(
+                f"policy checkpoint {path} is corrupt or truncated ({error})"
+            ) from error
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation log
+# --------------------------------------------------------------------------------------------
+
+
+def read_evaluations(policy_dir: Path) -> list[dict[str, Any]]:
+    """The rows of ``evaluations.csv`` (numbers as floats/ints); empty if there is none."""
+    path = Path(policy_dir) / "evaluations.csv"
+    if not path.is_file():
+        return []
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        row["step"] = int(row["step"])
+        for key in EVAL_COLUMNS[1:-1]:
+            row[key] = float(row.get(key) or "nan")  # cpu_seconds came later: NaN before
+    return rows
+
+
+def _write_evaluations(policy_dir: Path, rows: list[dict[str, Any]]) -> None:
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=EVAL_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: row[key] for key in EVAL_COLUMNS})
+    atomic_write_bytes(Path(policy_dir) / "evaluations.csv", text.getvalue().encode())
+
+
+def evaluate_policy_returns(
+    act: Any, gym_id: str, episodes: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Returns and lengths of ``episodes`` episodes of ``act`` (obs -> action), seeded."""
+    env = gym.make(gym_id, disable_env_checker=True)
+    returns, lengths = [], []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        total, length, done = 0.0, 0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(act(obs))
+            total += float(reward)
+            length += 1
+            done = terminated or truncated
+        returns.append(total)
+        lengths.append(length)
+    env.close()
+    return np.asarray(returns), np.asarray(lengths)
+
+
+# --------------------------------------------------------------------------------------------
+# Training with periodic evaluation, checkpoints and a resumable state
+# --------------------------------------------------------------------------------------------
+
+
+def _state_paths(policy_dir: Path, step: int) -> tuple[Path, Path]:
+    state = policy_dir / "state"
+    return state / f"model-{step:08d}.zip", state / f"replay-{step:08d}.pkl"
+
+
+def _save_state(model: Any, policy_dir: Path, wall_seconds: float, cpu_seconds: float) -> None:
+    """Save model and replay buffer under names carrying the step, then point to them.
+
+    ``state/state.json`` is written last, so it always names a complete pair; older pairs are
+    deleted afterwards.
+    """
+    step = int(model.num_timesteps)
+    model_path, replay_path = _state_paths(policy_dir, step)
+    model_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_model = model_path.with_name(f".{model_path.name}.tmp")
+    model.save(tmp_model)
+    # SB3 appends ".zip" when the name lacks it.
+    written = tmp_model if tmp_model.exists() else Path(f"{tmp_model}.zip")
+    os.replace(written, model_path)
+    tmp_replay = replay_path.with_name(f".{replay_path.name}.tmp")
+    with open(tmp_replay, "wb") as handle:
+        pickle.dump(model.replay_buffer, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp_replay, replay_path)
+    atomic_write_json(
+        policy_dir / "state" / "state.json",
+        {"step": step, "model": model_path.name, "replay": replay_path.name,
+         "wall_seconds": wall_seconds, "cpu_seconds": cpu_seconds},
+    )
+    for old in policy_dir.joinpath("state").glob("*-*.*"):
+        if old.name not in (model_path.name, replay_path.name):
+            old.unlink(missing_ok=True)
+
+
+def read_state(policy_dir: Path) -> dict[str, Any] | None:
+    """The saved training state's description (``step``, file names), or None."""
+    path = Path(policy_dir) / "state" / "state.json"
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text())
+
+
+def load_replay_buffer(policy_dir: Path) -> Any:
+    """The replay buffer of the saved training state."""
+    state = read_state(policy_dir)
+    if state is None:
+        raise SsmrlError(f"{policy_dir} holds no training state (state/state.json)")
+    path = Path(policy_dir) / "state" / state["replay"]
+    try:
+        with open(path, "rb") as handle:
+            return pickle.load(handle)
+    except Exception as error:
+        raise SsmrlError(f"replay buffer {path} is missing or corrupt ({error})") from error
+
+
+def _training_record(config: TrainConfig) -> dict[str, Any]:
+    import stable_baselines3
+
+    record = {"config": asdict(config), "stable_baselines3": stable_baselines3.__version__}
+    try:
+        import sb3_contrib
+
+        record["sb3_contrib"] = sb3_contrib.__version__
+    except ImportError:  # pragma: no cover
+        pass
+    record["gymnasium"] = gym.__version__
+    import mujoco
+
+    record["mujoco"] = mujoco.__version__
+    return record
+
+
+def train_policy(
+    task: LocomotionTask,
+    total_steps: int,
+    policy_dir: Path | None = None,
+    seed: int = 0,
+    eval_every: int = 10_000,
+    eval_episodes: int = 10,
+    learning_starts: int = 10_000,
+    buffer_size: int = 1_000_000,
+    algorithm: str | None = None,
+    extra: dict[str, Any] | None = None,
+    log: Any = print,
+) -> Path:
+    """Train (or resume training) ``task``'s behavior policy up to ``total_steps`` steps.
+
+    Evaluates every ``eval_every`` steps, writing a checkpoint, an ``evaluations.csv`` row and
+    the full state each time. Rerunning with the same arguments and a larger ``total_steps``
+    continues; different hyperparameters for an existing directory are an error.
+    ``extra`` passes further keyword arguments to the SB3 constructor (tests use tiny nets).
+    """
+    import torch
+
+    algorithm = algorithm or ALGORITHMS[task.name]
+    policy_dir = Path(policy_dir) if policy_dir is not None else policies_root() / task.name
+    if total_steps <= 0 or eval_every <= 0 or eval_episodes <= 0:
+        raise SsmrlError("steps, eval-every and eval-episodes must be positive")
+    config = TrainConfig(
+        gym_id=task.gym_id,
+        algorithm=algorithm,
+        seed=seed,
+        learning_starts=learning_starts,
+        buffer_size=buffer_size,
+        eval_every=eval_every,
+        eval_episodes=eval_episodes,
+        extra=dict(extra or {}),
+    )
+    record_path = policy_dir / "training.json"
+    if record_path.is_file():
+        previous = json.loads(record_path.read_text())["config"]
+        if previous != json.loads(json.dumps(asdict(config))):
+            raise SsmrlError(
+                f"{policy_dir} holds a training with other settings ({previous}); "
+                "use another --dir or delete it"
+            )
+    else:
+        atomic_write_json(record_path, _training_record(config))
+
+    cls = _algorithm_class(algorithm)
+    env = gym.make(task.gym_id, disable_env_checker=True)
+    state = read_state(policy_dir)
+    if state is not None:
+        model_path = policy_dir / "state" / state["model"]
+        model = cls.load(model_path, env=env, device="cpu")
+        model.replay_buffer = load_replay_buffer(policy_dir)
+        _close_partial_episode(model.replay_buffer)
+        wall_offset = float(state["wall_seconds"])
+        cpu_offset = float(state.get("cpu_seconds", "nan"))
+        log(f"resuming {task.gym_id} {algorithm} from step {model.num_timesteps}")
+    else:
+        model = cls(
+            "MlpPolicy",
+            env,
+            learning_starts=learning_starts,
+            buffer_size=buffer_size,
+            seed=seed,
+            device="cpu",
+            verbose=0,
+            **copy.deepcopy(config.extra),
+        )
+        wall_offset = cpu_offset = 0.0
+    # Evaluation rows past the saved state belong to a run that was killed before saving.
+    rows = [row for row in read_evaluations(policy_dir) if row["step"] <= model.num_timesteps]
+    _write_evaluations(policy_dir, rows)
+    remaining = total_steps - int(model.num_timesteps)
+    if remaining <= 0:
+        log(f"{task.gym_id}: already trained for {model.num_timesteps} steps")
+        return policy_dir
+    torch.manual_seed(seed + int(model.num_timesteps))
+    callback = _EvalCallback(task, config, policy_dir, rows, (wall_offset, cpu_offset), log)
+    model.learn(remaining, callback=callback, reset_num_timesteps=False, progress_bar=False)
+    env.close()
+    return policy_dir
+
+
+def _close_partial_episode(buffer: Any) -> None:
+    """Mark the buffer's last transition as a truncation: after a resume a new episode starts.
+
+    Setting ``timeouts`` too keeps SAC's target unchanged (SB3 bootstraps through timeouts),
+    and it makes the cut visible when the buffer is later split into episodes.
+    """
+    if buffer.pos == 0 and not buffer.full:
+        return
+    last = (buffer.pos - 1) % buffer.buffer_size
+    if buffer.dones[last].all():  # the episode had ended (a real termination stays one)
+        return
+    buffer.dones[last] = 1.0
+    buffer.timeouts[last] = 1.0
+
+
+class _EvalCallback:
+    """SB3 callback (built lazily to import SB3 only when training): evaluate, save, log."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        from stable_baselines3.common.callbacks import BaseCallback
+
+        task, config, policy_dir, rows, (wall_offset, cpu_offset), log = args
+
+        class EvalCallback(BaseCallback):
+            def _on_training_start(self) -> None:
+                self.started = time.monotonic()
+                self.cpu_started = time.process_time()
+
+            def _on_step(self) -> bool:
+                step = self.num_timesteps
+                if step % config.eval_every != 0:
+                    return True
+                wall = wall_offset + time.monotonic() - self.started
+                cpu = cpu_offset + time.process_time() - self.cpu_started
+                model = self.model
+
+                def act(obs: np.ndarray) -> np.ndarray:
+                    return model.predict(obs, deterministic=True)[0]
+
+                returns, lengths = evaluate_policy_returns(
+                    act, config.gym_id, config.eval_episodes, seed=1_000_000 + step
+                )
+                scores = normalized_score(task, returns)
+                row = {
+                    "step": step,
+                    "mean_return": round(float(returns.mean()), 3),
+                    "std_return": round(float(returns.std()), 3),
+                    "normalized_mean": round(float(scores.mean()), 3),
+                    "normalized_std": round(float(scores.std()), 3),
+                    "mean_length": round(float(lengths.mean()), 1),
+                    "wall_seconds": round(wall, 1),
+                    "cpu_seconds": round(cpu, 1),
+                    "checkpoint": f"checkpoints/step_{step:08d}.npz",
+                }
+                meta = {
+                    "gym_id": config.gym_id,
+                    "algorithm": config.algorithm,
+                    "seed": config.seed,
+                    "step": step,
+                    "evaluation": {k: row[k] for k in EVAL_COLUMNS[1:5]},
+                }
+                actor = ActorPolicy.from_model(model, meta)
+                atomic_write_bytes(policy_dir / row["checkpoint"], actor.to_bytes())
+                self.pending = (row, wall, cpu)
+                return True
+
+            def _on_rollout_end(self) -> None:
+                # SB3 calls on_step before it stores the step's transition and on_rollout_end
+                # (after every step here) once it is stored, before the next gradient step:
+                # the state saved here holds exactly `step` transitions and the evaluated
+                # weights.
+                if getattr(self, "pending", None) is None:
+                    return
+                row, wall, cpu = self.pending
+                self.pending = None
+                _save_state(self.model, policy_dir, wall, cpu)
+                rows.append(row)
+                _write_evaluations(policy_dir, rows)
+                log(
+                    f"{config.gym_id} step {row['step']}: return {row['mean_return']:.1f} "
+                    f"± {row['std_return']:.1f}, normalized {row['normalized_mean']:.1f} "
+                    f"({wall:.0f} s, CPU {cpu:.0f} s)"
+                )
+
+        return EvalCallback()

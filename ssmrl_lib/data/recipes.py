@@ -1,0 +1,493 @@
+"""D4RL's dataset recipes, rebuilt from our own behavior policies as Minari datasets.
+
+The recipes (Fu et al. 2020, D4RL; replication-targets.md §B):
+
+* ``random``: a uniformly random policy;
+* ``medium``: a policy trained to about a third of expert performance. We take the evaluated
+  checkpoint whose mean normalized score is closest to the mean normalized score of D4RL's own
+  ``medium`` dataset (``D4RL_DATASET_SCORES``), provided it lies within ``MEDIUM_TOLERANCE``;
+* ``medium-replay``: every transition the replay buffer held when the medium checkpoint was
+  taken, cut into episodes (:func:`export_replay` stores them next to the checkpoints);
+* ``expert``: the best checkpoint, only if it reached ``EXPERT_LEVEL``;
+* ``medium-expert``: ``medium`` and ``expert`` together.
+
+``random``/``medium``/``expert`` run 1M steps (fewer with ``steps``) in ``n_envs`` environments
+in lockstep, with one batched policy call per step. Each dataset is deterministic: the same
+checkpoint, seed, ``n_envs`` and code give the same arrays. It is written under a temporary
+store and moved into place only when complete, so a failure leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import minari
+import numpy as np
+from minari.data_collector import EpisodeBuffer
+
+from ssmrl_lib.data.behavior import (
+    ActorPolicy,
+    file_sha256,
+    load_replay_buffer,
+    policies_root,
+    read_evaluations,
+)
+from ssmrl_lib.envs import LocomotionTask, normalized_score
+from ssmrl_lib.errors import SsmrlError, check_choice
+from ssmrl_lib.report.provenance import git_commit
+from ssmrl_lib.runs.store import atomic_write_bytes
+
+QUALITIES = ("random", "medium", "medium-replay", "medium-expert", "expert")
+DEFAULT_STEPS = 1_000_000
+
+# Mean normalized score of the episodes of D4RL's v2 gym datasets (fu2020d4rl), the numbers our
+# datasets stand in for; "medium" is also the level the medium checkpoint is chosen at.
+# TODO(verify): these are the commonly quoted dataset statistics (hopper/halfcheetah/walker2d
+# medium ~44/~40/~62, as in the issue); they were not checked against the D4RL paper's
+# appendix or the hosted files offline. Recompute from Minari's mujoco/<env>/<quality>-v0
+# when online.
+D4RL_DATASET_SCORES: dict[str, dict[str, float]] = {
+    "hopper": {"random": 1.2, "medium": 44.3, "medium-replay": 15.0, "medium-expert": 64.8,
+               "expert": 108.5},
+    "halfcheetah": {"random": 0.0, "medium": 40.7, "medium-replay": 27.2, "medium-expert": 64.3,
+                    "expert": 88.1},
+    "walker2d": {"random": 0.0, "medium": 62.1, "medium-replay": 14.8, "medium-expert": 82.7,
+                 "expert": 106.9},
+}
+MEDIUM_TOLERANCE = 0.25  # a medium checkpoint scores within ±25 % of the medium target
+EXPERT_LEVEL = 90.0  # normalized score a checkpoint must reach to be called expert
+
+
+class NotAvailable(SsmrlError):
+    """A recipe's policy or replay transitions do not exist yet (train longer, export)."""
+
+
+def dataset_id(task: LocomotionTask, quality: str) -> str:
+    return f"ssmrl/{task.name}/{quality}-v0"
+
+
+# --------------------------------------------------------------------------------------------
+# Choosing checkpoints
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A checkpoint picked for a recipe and the evaluation it was picked on."""
+
+    path: Path
+    step: int
+    normalized_mean: float
+    normalized_std: float
+
+
+def medium_target(task: LocomotionTask) -> float:
+    return D4RL_DATASET_SCORES[task.name]["medium"]
+
+
+def choose_checkpoint(
+    task: LocomotionTask, quality: str, policy_dir: Path | None = None
+) -> Choice:
+    """The checkpoint behind ``quality`` (``medium`` or ``expert``) from ``evaluations.csv``.
+
+    Raises ``SsmrlError`` when no checkpoint reached that level: a policy is never called
+    medium or expert that was not evaluated at that level.
+    """
+    policy_dir = Path(policy_dir) if policy_dir is not None else policies_root() / task.name
+    rows = read_evaluations(policy_dir)
+    if not rows:
+        raise NotAvailable(
+            f"no evaluated behavior policy in {policy_dir}; train one with "
+            f"`ssmrl data train-policy --env {task.name} --steps 1000000`"
+        )
+    best = max(rows, key=lambda row: row["normalized_mean"])
+    if quality == "medium":
+        target = medium_target(task)
+        row = min(rows, key=lambda row: abs(row["normalized_mean"] - target))
+        if abs(row["normalized_mean"] - target) > MEDIUM_TOLERANCE * target:
+            raise NotAvailable(
+                f"no {task.name} checkpoint reached medium level ({target:.0f} "
+                f"± {MEDIUM_TOLERANCE * target:.0f}); closest {row['normalized_mean']:.1f} at "
+                f"step {row['step']}, best {best['normalized_mean']:.1f}: train longer"
+            )
+    elif quality == "expert":
+        row = best
+        if row["normalized_mean"] < EXPERT_LEVEL:
+            raise NotAvailable(
+                f"no {task.name} checkpoint reached expert level ({EXPERT_LEVEL:.0f}); best "
+                f"{row['normalized_mean']:.1f} at step {row['step']}: train longer"
+            )
+    else:  # pragma: no cover - internal use only
+        raise ValueError(quality)
+    return Choice(
+        policy_dir / row["checkpoint"], row["step"], row["normalized_mean"], row["normalized_std"]
+    )
+
+
+def load_actor(path: Path, task: LocomotionTask) -> ActorPolicy:
+    """A checkpoint of ``task``'s policy; one for another environment is an ``SsmrlError``."""
+    actor = ActorPolicy.load(path)
+    env = gym.make(task.gym_id, disable_env_checker=True)
+    obs_dim = env.observation_space.shape[0]
+    env.close()
+    if actor.meta.get("gym_id") != task.gym_id or actor.obs_dim != obs_dim:
+        raise SsmrlError(
+            f"policy checkpoint {path} was trained on {actor.meta.get('gym_id')} "
+            f"(observations {actor.obs_dim}), not {task.gym_id} ({obs_dim}): wrong environment"
+        )
+    return actor
+
+
+# --------------------------------------------------------------------------------------------
+# Batched collection
+# --------------------------------------------------------------------------------------------
+
+BatchPolicy = Callable[[np.ndarray], np.ndarray]
+
+
+def random_batch_policy(action_space: gym.spaces.Box, seed: int) -> BatchPolicy:
+    """Uniform random actions for a batch, from one seeded generator."""
+    rng = np.random.default_rng(seed)
+    low, high = action_space.low, action_space.high
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        return rng.uniform(low, high, size=(len(obs), len(low))).astype(action_space.dtype)
+
+    return act
+
+
+def collect_episodes(
+    gym_id: str, act: BatchPolicy, total_steps: int, seed: int, n_envs: int = 8
+) -> list[EpisodeBuffer]:
+    """Complete episodes, in order, until they hold at least ``total_steps`` steps.
+
+    ``n_envs`` environments run in lockstep and ``act`` is called once per step on all their
+    observations. Episode ``k`` is reset with seed ``seed + k`` and episodes are numbered in
+    the order they start, so the result depends only on (policy, seed, n_envs). Episodes still
+    running when enough steps are complete are dropped (no trailing partial episode).
+    """
+    envs = [gym.make(gym_id, disable_env_checker=True) for _ in range(n_envs)]
+    obs_dim = envs[0].observation_space.shape[0]
+    obs = np.zeros((n_envs, obs_dim), dtype=envs[0].observation_space.dtype)
+    slots: list[dict[str, Any]] = []
+    next_episode = 0
+
+    def start(slot: int) -> dict[str, Any]:
+        nonlocal next_episode
+        episode = next_episode
+        next_episode += 1
+        first, _ = envs[slot].reset(seed=seed + episode)
+        obs[slot] = first
+        return {"id": episode, "obs": [first], "act": [], "rew": [], "term": [], "trunc": []}
+
+    for slot in range(n_envs):
+        slots.append(start(slot))
+    finished: dict[int, EpisodeBuffer] = {}
+    kept: list[EpisodeBuffer] = []
+    kept_steps = 0
+    while kept_steps < total_steps:
+        actions = act(obs)
+        for slot, env in enumerate(envs):
+            record = slots[slot]
+            new_obs, reward, terminated, truncated, _ = env.step(actions[slot])
+            record["obs"].append(new_obs)
+            record["act"].append(actions[slot])
+            record["rew"].append(float(reward))
+            record["term"].append(bool(terminated))
+            record["trunc"].append(bool(truncated))
+            if terminated or truncated:
+                finished[record["id"]] = _to_buffer(record, seed)
+                slots[slot] = start(slot)
+            else:
+                obs[slot] = new_obs
+        # Keep the contiguous prefix of finished episodes, in start order.
+        while len(kept) in finished and kept_steps < total_steps:
+            episode = finished.pop(len(kept))
+            kept.append(episode)
+            kept_steps += len(episode.rewards)
+    for env in envs:
+        env.close()
+    return kept
+
+
+def _to_buffer(record: dict[str, Any], seed: int) -> EpisodeBuffer:
+    return EpisodeBuffer(
+        id=record["id"],
+        seed=seed + record["id"],
+        observations=np.stack(record["obs"]),
+        actions=np.stack(record["act"]).astype(np.float32),
+        rewards=np.asarray(record["rew"]),
+        terminations=np.asarray(record["term"]),
+        truncations=np.asarray(record["trunc"]),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The replay buffer up to the medium checkpoint
+# --------------------------------------------------------------------------------------------
+
+REPLAY_FILE = "replay_medium.npz"
+
+
+def export_replay(
+    task: LocomotionTask, policy_dir: Path | None = None, until_step: int | None = None
+) -> Path:
+    """Store the replay buffer's first ``until_step`` transitions (default: up to the medium
+    checkpoint), cut at the last complete episode, as ``replay_medium.npz``.
+
+    Arrays: ``observations`` (float32, N × obs), ``actions``, ``rewards``, ``terminations``,
+    ``truncations`` (N), ``final_observations`` (one per episode: the observation after its
+    last step) and a JSON ``meta``.
+    """
+    policy_dir = Path(policy_dir) if policy_dir is not None else policies_root() / task.name
+    checkpoint = None
+    if until_step is None:
+        choice = choose_checkpoint(task, "medium", policy_dir)
+        until_step, checkpoint = choice.step, choice.path.name
+    buffer = load_replay_buffer(policy_dir)
+    if buffer.full:
+        raise SsmrlError(f"the replay buffer in {policy_dir} has wrapped; cannot export it")
+    # The buffer holds one transition per step, less one per resume of a training saved
+    # before the transition was stored (an earlier version of train_policy did so).
+    n = min(until_step, buffer.pos)
+    obs = buffer.observations[:n, 0]
+    next_obs = buffer.next_observations[:n, 0]
+    dones = buffer.dones[:n, 0] > 0.5
+    truncations = (buffer.timeouts[:n, 0] > 0.5) & dones
+    terminations = dones & ~truncations
+    ends = np.flatnonzero(dones)
+    if len(ends) == 0:
+        raise SsmrlError(f"the first {n} replay transitions hold no complete episode")
+    n = int(ends[-1]) + 1
+    # Inside an episode the next observation is the next step's observation; check it.
+    inside = ~dones[: n - 1]
+    if not np.array_equal(next_obs[: n - 1][inside], obs[1:n][inside]):
+        raise SsmrlError("replay buffer transitions are not in episode order")
+    meta = {
+        "gym_id": task.gym_id,
+        "until_step": until_step,
+        "transitions": n,
+        "episodes": len(ends),
+        "checkpoint": checkpoint,
+    }
+    payload = io.BytesIO()
+    np.savez_compressed(
+        payload,
+        observations=obs[:n].astype(np.float32),
+        actions=buffer.actions[:n, 0].astype(np.float32),
+        rewards=buffer.rewards[:n, 0].astype(np.float32),
+        terminations=terminations[:n],
+        truncations=truncations[:n],
+        final_observations=next_obs[ends].astype(np.float32),
+        meta=np.asarray(json.dumps(meta, sort_keys=True)),
+    )
+    path = policy_dir / REPLAY_FILE
+    atomic_write_bytes(path, payload.getvalue())
+    return path
+
+
+def replay_episodes(path: Path, task: LocomotionTask) -> tuple[list[EpisodeBuffer], dict]:
+    """The episodes of a ``replay_medium.npz`` and its metadata."""
+    if not Path(path).is_file():
+        raise NotAvailable(
+            f"replay transitions {path} do not exist; export them with "
+            f"`ssmrl data export-replay --env {task.name}`"
+        )
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+        meta = json.loads(str(arrays.pop("meta")))
+    except Exception as error:
+        raise SsmrlError(f"replay transitions {path} are corrupt or truncated ({error})") from error
+    if meta.get("gym_id") != task.gym_id:
+        raise SsmrlError(
+            f"replay transitions {path} come from {meta.get('gym_id')}, not {task.gym_id}: "
+            "wrong environment"
+        )
+    ends = np.flatnonzero(arrays["terminations"] | arrays["truncations"])
+    episodes, start = [], 0
+    for k, end in enumerate(ends):
+        observations = np.concatenate(
+            [arrays["observations"][start : end + 1], arrays["final_observations"][k : k + 1]]
+        ).astype(np.float64)
+        episodes.append(
+            EpisodeBuffer(
+                id=k,
+                seed=None,
+                observations=observations,
+                actions=arrays["actions"][start : end + 1],
+                rewards=arrays["rewards"][start : end + 1].astype(np.float64),
+                terminations=arrays["terminations"][start : end + 1],
+                truncations=arrays["truncations"][start : end + 1],
+            )
+        )
+        start = end + 1
+    return episodes, meta
+
+
+# --------------------------------------------------------------------------------------------
+# Building a dataset
+# --------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _temporary_store(root: Path):
+    """A scratch Minari store inside ``root`` (same file system, so moving out is a rename)."""
+    root.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
+    previous = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = str(scratch)
+    try:
+        yield scratch
+    finally:
+        if previous is None:
+            os.environ.pop("MINARI_DATASETS_PATH", None)
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = previous
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def build_dataset(
+    task: LocomotionTask,
+    quality: str,
+    steps: int | None = None,
+    seed: int = 0,
+    n_envs: int = 8,
+    policy_dir: Path | None = None,
+    checkpoint: Path | None = None,
+    overwrite: bool = False,
+) -> minari.MinariDataset:
+    """Build ``ssmrl/<env>/<quality>-v0`` in the local Minari store by D4RL's recipe.
+
+    ``checkpoint`` overrides the chosen policy for ``medium``/``expert``: its evaluated level
+    is recorded (``chosen_by: given``), and an expert checkpoint must still have reached
+    ``EXPERT_LEVEL``. ``steps`` shortens the 1M-step collections for quick builds.
+    """
+    check_choice("quality", quality, QUALITIES)
+    steps = DEFAULT_STEPS if steps is None else steps
+    if steps <= 0:
+        raise SsmrlError("steps must be positive")
+    name = dataset_id(task, quality)
+    root = Path(minari.storage.get_dataset_path())
+    if name in minari.list_local_datasets() and not overwrite:
+        raise SsmrlError(f"dataset {name!r} already exists; pass --overwrite to replace it")
+    policy_dir = Path(policy_dir) if policy_dir is not None else policies_root() / task.name
+    buffers, provenance = _collect(task, quality, steps, seed, n_envs, policy_dir, checkpoint)
+    returns = np.array([float(np.sum(b.rewards)) for b in buffers])
+    scores = normalized_score(task, returns)
+    provenance |= {
+        "recipe": quality,
+        "seed": seed,
+        "n_envs": n_envs,
+        "env_id": task.gym_id,
+        "gymnasium": gym.__version__,
+        "code_commit": git_commit(),
+        "normalized_score_mean": round(float(scores.mean()), 3),
+        "normalized_score_std": round(float(scores.std()), 3),
+        "d4rl_dataset_normalized_score": D4RL_DATASET_SCORES[task.name][quality],
+    }
+    with _temporary_store(root) as scratch:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="`author", category=UserWarning)
+            dataset = minari.create_dataset_from_buffers(
+                dataset_id=name,
+                buffer=buffers,
+                env=task.gym_id,
+                eval_env=task.gym_id,
+                algorithm_name=provenance["algorithm_name"],
+                code_permalink=f"ssmrl commit {provenance['code_commit']}",
+                ref_min_score=task.ref_min_score,
+                ref_max_score=task.ref_max_score,
+                description=f"D4RL-style {quality} dataset of {task.gym_id} rebuilt by ssmrl: "
+                f"{provenance['policy']}",
+            )
+            dataset.storage.update_metadata({"ssmrl": json.dumps(provenance, sort_keys=True)})
+        del dataset
+        target = root / name
+        if target.exists():
+            shutil.rmtree(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(scratch / name, target)
+        # Minari describes each namespace level (ssmrl/, ssmrl/<env>/) in a small file.
+        for namespace_file in scratch.rglob("namespace_metadata.json"):
+            destination = root / namespace_file.relative_to(scratch)
+            if not destination.exists():
+                os.replace(namespace_file, destination)
+    return minari.load_dataset(name)
+
+
+def _collect(
+    task: LocomotionTask,
+    quality: str,
+    steps: int,
+    seed: int,
+    n_envs: int,
+    policy_dir: Path,
+    checkpoint: Path | None,
+) -> tuple[list[EpisodeBuffer], dict[str, Any]]:
+    """The episodes of one recipe and a description of where they came from."""
+    if quality == "random":
+        space = gym.make(task.gym_id, disable_env_checker=True).action_space
+        act = random_batch_policy(space, seed)
+        buffers = collect_episodes(task.gym_id, act, steps, seed, n_envs)
+        return buffers, {"algorithm_name": "random", "policy": "uniform random actions"}
+    if quality == "medium-replay":
+        if checkpoint is not None:
+            raise SsmrlError("medium-replay comes from the stored replay transitions, not "
+                             "a checkpoint")
+        path = policy_dir / REPLAY_FILE
+        buffers, meta = replay_episodes(path, task)
+        return buffers, {
+            "algorithm_name": "replay buffer",
+            "policy": f"replay buffer of the behavior policy up to step {meta['until_step']}",
+            "replay_file_sha256": file_sha256(path),
+            "replay_until_step": meta["until_step"],
+        }
+    if quality == "medium-expert":
+        medium, medium_info = _collect(task, "medium", steps, seed, n_envs, policy_dir, None)
+        expert, expert_info = _collect(
+            task, "expert", steps, seed + 1_000_000, n_envs, policy_dir, None
+        )
+        for k, episode in enumerate(expert):
+            expert[k] = EpisodeBuffer(**{**episode.__dict__, "id": len(medium) + k})
+        return medium + expert, {
+            "algorithm_name": f"{medium_info['algorithm_name']} + {expert_info['algorithm_name']}",
+            "policy": f"medium ({medium_info['policy']}) and expert ({expert_info['policy']})",
+            "medium": medium_info,
+            "expert": expert_info,
+        }
+    # medium or expert: one checkpoint
+    if checkpoint is not None:
+        path, chosen_by = Path(checkpoint), "given"
+    else:
+        path, chosen_by = choose_checkpoint(task, quality, policy_dir).path, "evaluation"
+    actor = load_actor(path, task)
+    evaluation = actor.meta.get("evaluation", {})
+    if quality == "expert" and evaluation.get("normalized_mean", -np.inf) < EXPERT_LEVEL:
+        raise NotAvailable(
+            f"checkpoint {path} was evaluated at {evaluation.get('normalized_mean')}, below "
+            f"the expert level ({EXPERT_LEVEL:.0f}); it is not an expert"
+        )
+    buffers = collect_episodes(task.gym_id, actor, steps, seed, n_envs)
+    return buffers, {
+        "algorithm_name": f"{actor.meta.get('algorithm', '?')} (stable-baselines3)",
+        "policy": f"{actor.meta.get('algorithm')} checkpoint {path.name}, step "
+        f"{actor.meta.get('step')}, evaluated at normalized score "
+        f"{evaluation.get('normalized_mean', float('nan')):.1f}",
+        "checkpoint": path.name,
+        "checkpoint_sha256": file_sha256(path),
+        "checkpoint_step": actor.meta.get("step"),
+        "checkpoint_normalized_score": evaluation.get("normalized_mean"),
+        "chosen_by": chosen_by,
+    }

@@ -1,0 +1,179 @@
+"""Tables and figures of the datasets chapter: behavior policies and D4RL-recipe datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import minari
+import numpy as np
+import pandas as pd
+
+from ssmrl_lib.data.behavior import ALGORITHMS, policies_root, read_evaluations
+from ssmrl_lib.data.recipes import (
+    D4RL_DATASET_SCORES,
+    EXPERT_LEVEL,
+    MEDIUM_TOLERANCE,
+    QUALITIES,
+    NotAvailable,
+    build_dataset,
+    choose_checkpoint,
+    dataset_id,
+)
+from ssmrl_lib.envs import TASKS, get_task, normalized_score
+
+
+def ensure_datasets(
+    envs: list[str],
+    qualities: tuple[str, ...] = QUALITIES,
+    steps: int | None = None,
+    policies_dir: Path | None = None,
+    n_envs: int = 8,
+) -> dict[str, str]:
+    """Build every missing dataset whose recipe is available; ``{id: what happened}``."""
+    status = {}
+    local = set(minari.list_local_datasets())
+    for env in envs:
+        task = get_task(env)
+        for quality in qualities:
+            name = dataset_id(task, quality)
+            if name in local:
+                status[name] = "found in the local store"
+                continue
+            try:
+                build_dataset(
+                    task, quality, steps=steps, n_envs=n_envs,
+                    policy_dir=Path(policies_dir) / env if policies_dir else None,
+                )
+                status[name] = "built now"
+            except NotAvailable as reason:
+                status[name] = f"not built: {reason}"
+    return status
+
+
+def episode_returns(name: str) -> np.ndarray:
+    dataset = minari.load_dataset(name)
+    return np.array([float(np.sum(e.rewards)) for e in dataset.iterate_episodes()])
+
+
+def datasets_frame(names: list[str]) -> pd.DataFrame:
+    """Episodes, transitions and normalized score (mean ± std over episodes) beside D4RL."""
+    rows = []
+    for name in names:
+        _, env, version = name.split("/")
+        quality = version.rsplit("-v", 1)[0]
+        task = get_task(env)
+        dataset = minari.load_dataset(name)
+        scores = normalized_score(task, episode_returns(name))
+        rows.append({
+            "dataset": name,
+            "stands in for": f"{env}-{quality}",
+            "episodes": dataset.total_episodes,
+            "transitions": dataset.total_steps,
+            "normalized score": f"{scores.mean():.1f} ± {scores.std():.1f}",
+            "D4RL": D4RL_DATASET_SCORES[env][quality],
+        })
+    return pd.DataFrame(rows)
+
+
+def policies_frame(envs: list[str], policies_dir: Path | None = None) -> pd.DataFrame:
+    """Per behavior policy: steps trained, best score, and the medium/expert checkpoints."""
+    root = Path(policies_dir) if policies_dir else policies_root()
+    rows = []
+    for env in envs:
+        task = get_task(env)
+        evaluations = read_evaluations(root / env)
+        row: dict[str, Any] = {"env": env, "algorithm": ALGORITHMS[env]}
+        if not evaluations:
+            rows.append(row | {"steps trained": 0})
+            continue
+        best = max(evaluations, key=lambda r: r["normalized_mean"])
+        row |= {
+            "steps trained": evaluations[-1]["step"],
+            "last score": round(evaluations[-1]["normalized_mean"], 1),
+            "best score": f"{best['normalized_mean']:.1f} (step {best['step']})",
+        }
+        for quality in ("medium", "expert"):
+            try:
+                choice = choose_checkpoint(task, quality, root / env)
+                row[quality] = f"step {choice.step}: {choice.normalized_mean:.1f}"
+            except NotAvailable:
+                row[quality] = "not reached"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def plot_training_curves(envs: list[str], policies_dir: Path | None = None):
+    """Normalized score of each behavior policy's evaluations, with the medium band."""
+    import matplotlib.pyplot as plt
+
+    root = Path(policies_dir) if policies_dir else policies_root()
+    fig, axes = plt.subplots(1, len(envs), figsize=(4 * len(envs), 3), squeeze=False)
+    for ax, env in zip(axes[0], envs, strict=True):
+        evaluations = read_evaluations(root / env)
+        target = D4RL_DATASET_SCORES[env]["medium"]
+        ax.axhspan(target * (1 - MEDIUM_TOLERANCE), target * (1 + MEDIUM_TOLERANCE),
+                   color="tab:orange", alpha=0.15, label="medium level")
+        ax.axhline(EXPERT_LEVEL, color="tab:green", ls="--", lw=1, label="expert level")
+        if evaluations:
+            steps = np.array([r["step"] for r in evaluations])
+            mean = np.array([r["normalized_mean"] for r in evaluations])
+            std = np.array([r["normalized_std"] for r in evaluations])
+            ax.plot(steps, mean, color="tab:blue", label=ALGORITHMS[env])
+            ax.fill_between(steps, mean - std, mean + std, color="tab:blue", alpha=0.2)
+        else:
+            ax.text(0.5, 0.5, "no evaluations yet", ha="center", transform=ax.transAxes)
+        ax.set_title(TASKS[env].gym_id)
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel("normalized score")
+    axes[0][0].legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_return_histograms(names: list[str]):
+    """Histogram of episode normalized scores, one panel per dataset."""
+    import matplotlib.pyplot as plt
+
+    cols = min(3, len(names))
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.6 * rows), squeeze=False)
+    for ax in axes.flat[len(names):]:
+        ax.set_visible(False)
+    for ax, name in zip(axes.flat, names, strict=False):
+        env = name.split("/")[1]
+        scores = normalized_score(get_task(env), episode_returns(name))
+        ax.hist(scores, bins=40, color="tab:blue")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("episode normalized score")
+    fig.tight_layout()
+    return fig
+
+
+def smoke_datasets(envs: list[str], steps: int, workdir: Path) -> dict[str, str]:
+    """Offline, in seconds: a tiny policy per env (200 steps, 8-unit networks) in ``workdir``
+    and its random/medium/medium-replay datasets of ``steps`` steps in the current store.
+
+    Only the code paths are real here: the "medium" policy is whatever 200 steps give.
+    """
+    from ssmrl_lib.data.behavior import train_policy
+    from ssmrl_lib.data.recipes import export_replay
+
+    status = {}
+    for env in envs:
+        task = get_task(env)
+        policy_dir = Path(workdir) / env
+        train_policy(
+            task, 200, policy_dir, eval_every=100, eval_episodes=1, learning_starts=50,
+            buffer_size=1000, extra={"policy_kwargs": {"net_arch": [8, 8]}, "batch_size": 16},
+            log=lambda _line: None,
+        )
+        export_replay(task, policy_dir, until_step=200)
+        checkpoint = policy_dir / "checkpoints" / "step_00000200.npz"
+        for quality in ("random", "medium", "medium-replay"):
+            build_dataset(
+                task, quality, steps=steps, n_envs=4, policy_dir=policy_dir,
+                checkpoint=checkpoint if quality == "medium" else None, overwrite=True,
+            )
+            status[dataset_id(task, quality)] = "built now (smoke: tiny policy)"
+    return status

@@ -1,0 +1,228 @@
+"""D4RL recipes as Minari datasets: format, determinism, checkpoint choice, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import minari
+import numpy as np
+import pytest
+
+from ssmrl_lib import cli
+from ssmrl_lib.data import recipes
+from ssmrl_lib.data.behavior import EVAL_COLUMNS, train_policy
+from ssmrl_lib.data.recipes import build_dataset, choose_checkpoint, export_replay
+from ssmrl_lib.envs import get_task
+from ssmrl_lib.errors import SsmrlError
+
+HOPPER = get_task("hopper")
+
+
+@pytest.fixture(autouse=True)
+def store(tmp_path, monkeypatch):
+    """A Minari store of this test's own (the shared one would hold other tests' datasets)."""
+    path = tmp_path / "minari"
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def hopper_policy(tmp_path_factory):
+    """A Hopper SAC policy trained for 200 steps with tiny networks, its replay exported."""
+    policy_dir = tmp_path_factory.mktemp("policies") / "hopper"
+    train_policy(
+        HOPPER, 200, policy_dir, eval_every=100, eval_episodes=1, learning_starts=50,
+        buffer_size=1000, extra={"policy_kwargs": {"net_arch": [8, 8]}, "batch_size": 16},
+        log=lambda _line: None,
+    )
+    export_replay(HOPPER, policy_dir, until_step=200)
+    return policy_dir
+
+
+def episodes(dataset_id):
+    return list(minari.load_dataset(dataset_id).iterate_episodes())
+
+
+def arrays(dataset_id):
+    return [
+        (e.observations, e.actions, e.rewards, e.terminations, e.truncations)
+        for e in episodes(dataset_id)
+    ]
+
+
+def ssmrl_metadata(dataset_id):
+    return json.loads(minari.load_dataset(dataset_id).storage.metadata["ssmrl"])
+
+
+def test_random_recipe_is_a_minari_dataset_with_d4rl_reference_scores(store):
+    dataset = build_dataset(HOPPER, "random", steps=300, n_envs=4)
+    assert (store / "ssmrl" / "hopper" / "namespace_metadata.json").is_file()
+    assert "ssmrl/hopper/random-v0" in minari.list_local_datasets()
+    loaded = minari.load_dataset("ssmrl/hopper/random-v0")
+    assert loaded.total_steps == dataset.total_steps >= 300
+    assert loaded.storage.metadata["ref_min_score"] == pytest.approx(HOPPER.ref_min_score)
+    assert loaded.storage.metadata["ref_max_score"] == pytest.approx(HOPPER.ref_max_score)
+    for episode in loaded.iterate_episodes():  # complete episodes, end flags apart
+        assert episode.terminations[-1] or episode.truncations[-1]
+        assert not (episode.terminations[:-1] | episode.truncations[:-1]).any()
+        assert len(episode.observations) == len(episode.rewards) + 1
+    meta = ssmrl_metadata("ssmrl/hopper/random-v0")
+    assert meta["env_id"] == "Hopper-v5" and meta["seed"] == 0 and meta["code_commit"]
+    assert meta["d4rl_dataset_normalized_score"] == recipes.D4RL_DATASET_SCORES["hopper"]["random"]
+
+
+def test_same_seed_gives_the_same_dataset_and_n_envs_does_not_drop_steps(store):
+    build_dataset(HOPPER, "random", steps=250, seed=3, n_envs=3)
+    path = store / "ssmrl" / "hopper" / "random-v0" / "data"
+    first_bytes = (path / "main_data.hdf5").read_bytes()
+    first = arrays("ssmrl/hopper/random-v0")
+    build_dataset(HOPPER, "random", steps=250, seed=3, n_envs=3, overwrite=True)
+    second = arrays("ssmrl/hopper/random-v0")
+    assert len(first) == len(second)
+    for a, b in zip(first, second, strict=True):
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_array_equal(x, y)
+    assert (path / "main_data.hdf5").read_bytes() == first_bytes
+    build_dataset(HOPPER, "random", steps=250, seed=4, n_envs=3, overwrite=True)
+    assert not np.array_equal(arrays("ssmrl/hopper/random-v0")[0][1], first[0][1])
+
+
+def test_medium_from_a_checkpoint_records_its_hash_and_score(hopper_policy):
+    checkpoint = hopper_policy / "checkpoints" / "step_00000200.npz"
+    build_dataset(HOPPER, "medium", steps=200, n_envs=2, checkpoint=checkpoint)
+    meta = ssmrl_metadata("ssmrl/hopper/medium-v0")
+    assert meta["checkpoint_sha256"] == recipes.file_sha256(checkpoint)
+    assert meta["checkpoint_step"] == 200 and meta["chosen_by"] == "given"
+    assert np.isfinite(meta["checkpoint_normalized_score"])
+    assert sum(len(e.rewards) for e in episodes("ssmrl/hopper/medium-v0")) >= 200
+    with pytest.raises(SsmrlError, match="it is not an expert"):
+        build_dataset(HOPPER, "expert", steps=50, n_envs=2, checkpoint=checkpoint)
+
+
+def test_medium_replay_holds_the_exported_transitions(hopper_policy):
+    build_dataset(HOPPER, "medium-replay", policy_dir=hopper_policy)
+    stored = np.load(hopper_policy / recipes.REPLAY_FILE)
+    built = episodes("ssmrl/hopper/medium-replay-v0")
+    assert sum(len(e.rewards) for e in built) == len(stored["rewards"])
+    np.testing.assert_allclose(np.concatenate([e.actions for e in built]), stored["actions"])
+    assert ssmrl_metadata("ssmrl/hopper/medium-replay-v0")["replay_until_step"] == 200
+
+
+def write_evaluations(policy_dir, scores):
+    policy_dir.mkdir(parents=True, exist_ok=True)
+    lines = [",".join(EVAL_COLUMNS)]
+    for k, score in enumerate(scores, start=1):
+        row = dict.fromkeys(EVAL_COLUMNS, "1.0") | {
+            "step": str(k * 10000), "normalized_mean": str(score),
+            "checkpoint": f"checkpoints/step_{k * 10000:08d}.npz",
+        }
+        lines.append(",".join(row[column] for column in EVAL_COLUMNS))
+    (policy_dir / "evaluations.csv").write_text("\n".join(lines) + "\n")
+
+
+def test_medium_is_the_checkpoint_closest_to_d4rl_medium_and_expert_must_be_reached(tmp_path):
+    write_evaluations(tmp_path, [5.0, 30.0, 47.0, 70.0, 95.0])
+    medium = choose_checkpoint(HOPPER, "medium", tmp_path)
+    assert medium.step == 30000 and medium.normalized_mean == 47.0  # D4RL hopper-medium: 44.3
+    assert choose_checkpoint(HOPPER, "expert", tmp_path).step == 50000
+    write_evaluations(tmp_path, [5.0, 12.0, 80.0])
+    with pytest.raises(SsmrlError, match="no hopper checkpoint reached medium level"):
+        choose_checkpoint(HOPPER, "medium", tmp_path)
+    with pytest.raises(SsmrlError, match="no hopper checkpoint reached expert level.*80.0"):
+        choose_checkpoint(HOPPER, "expert", tmp_path)
+
+
+def run_cli(capsys, *argv):
+    code = cli.main(list(argv))
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) <= 1, err
+    return code, err
+
+
+def assert_nothing_written(store, name):
+    assert not (store / name).exists()
+    assert not list(store.glob(".building-*")) if store.exists() else True
+
+
+def test_wrong_environment_checkpoint_is_one_line_and_writes_nothing(
+    capsys, hopper_policy, store
+):
+    checkpoint = hopper_policy / "checkpoints" / "step_00000100.npz"
+    code, err = run_cli(capsys, "data", "build", "--env", "walker2d", "--quality", "medium",
+                        "--steps", "50", "--checkpoint", str(checkpoint))
+    assert code == 2 and "wrong environment" in err and "Hopper-v5" in err
+    assert_nothing_written(store, "ssmrl/walker2d/medium-v0")
+
+
+def test_missing_and_truncated_checkpoints(capsys, hopper_policy, tmp_path, store):
+    code, err = run_cli(capsys, "data", "build", "--env", "hopper", "--quality", "medium",
+                        "--steps", "50", "--checkpoint", str(tmp_path / "none.npz"))
+    assert code == 2 and "does not exist" in err
+    truncated = tmp_path / "truncated.npz"
+    data = (hopper_policy / "checkpoints" / "step_00000100.npz").read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    code, err = run_cli(capsys, "data", "build", "--env", "hopper", "--quality", "medium",
+                        "--steps", "50", "--checkpoint", str(truncated))
+    assert code == 2 and "corrupt or truncated" in err
+    assert_nothing_written(store, "ssmrl/hopper/medium-v0")
+
+
+def test_missing_and_truncated_replay(capsys, hopper_policy, tmp_path, store):
+    copy = tmp_path / "policies" / "hopper"
+    shutil.copytree(hopper_policy, copy, ignore=shutil.ignore_patterns("state"))
+    replay = copy / recipes.REPLAY_FILE
+    data = replay.read_bytes()
+    replay.write_bytes(data[: len(data) // 3])
+    args = ["data", "build", "--env", "hopper", "--quality", "medium-replay",
+            "--policies-dir", str(tmp_path / "policies")]
+    code, err = run_cli(capsys, *args)
+    assert code == 2 and "corrupt or truncated" in err
+    replay.unlink()
+    code, err = run_cli(capsys, *args)
+    assert code == 2 and "do not exist" in err and "export-replay" in err
+    assert_nothing_written(store, "ssmrl/hopper/medium-replay-v0")
+
+
+def test_unknown_quality_env_and_unreached_levels(capsys, tmp_path):
+    code, err = run_cli(capsys, "data", "build", "--env", "hopper", "--quality", "good")
+    assert code == 2 and "unknown quality 'good'; valid choices: random, medium" in err
+    code, err = run_cli(capsys, "data", "build", "--env", "ant", "--quality", "random")
+    assert code == 2 and "unknown environment 'ant'" in err
+    write_evaluations(tmp_path / "hopper", [3.0])
+    code, err = run_cli(capsys, "data", "build", "--env", "hopper", "--quality", "expert",
+                        "--policies-dir", str(tmp_path))
+    assert code == 2 and "no hopper checkpoint reached expert level" in err
+    code, err = run_cli(capsys, "data", "build", "--env", "hopper", "--quality", "expert",
+                        "--policies-dir", str(tmp_path), "--if-available")
+    assert code == 0
+
+
+def test_a_failure_while_writing_leaves_nothing(monkeypatch, store):
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(recipes.minari, "create_dataset_from_buffers", broken)
+    with pytest.raises(OSError, match="disk full"):
+        build_dataset(HOPPER, "random", steps=20, n_envs=2)
+    assert_nothing_written(store, "ssmrl/hopper/random-v0")
+
+
+def test_existing_dataset_is_kept_without_overwrite(capsys):
+    build_dataset(HOPPER, "random", steps=20, n_envs=2)
+    with pytest.raises(SsmrlError, match="already exists"):
+        build_dataset(HOPPER, "random", steps=20, n_envs=2)
+    code, _ = run_cli(capsys, "data", "build", "--env", "hopper", "--quality", "random",
+                      "--steps", "20", "--if-missing")
+    assert code == 0
+
+
+def test_data_make_accepts_an_actor_checkpoint(hopper_policy):
+    from ssmrl_lib.data.make import make_dataset
+
+    checkpoint = hopper_policy / "checkpoints" / "step_00000200.npz"
+    dataset = make_dataset(HOPPER, "test/hopper/actor-v0", 60, seed=0, policy=str(checkpoint))
+    assert dataset.total_steps >= 60
+    with pytest.raises(SsmrlError, match="wrong environment"):
+        make_dataset(get_task("walker2d"), "test/walker2d/actor-v0", 60, seed=0,
+                     policy=str(checkpoint))
