@@ -33,11 +33,11 @@ from pathlib import Path
 import torch
 import transformers
 from torch import nn
-from train_step import cpu_name  # this script's folder is on sys.path
 from transformers import DynamicCache
 
 from ssmrl_lib.models.decision_mamba import DecisionMamba
 from ssmrl_lib.models.decision_transformer import DecisionTransformer, SequenceModelConfig
+from ssmrl_lib.report.provenance import cpu_name
 
 LENGTHS = (20, 64, 256, 1024, 4096)
 TRAIN_CONTEXTS = (20, 50, 100, 200, 400)

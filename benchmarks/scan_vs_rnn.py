@@ -30,6 +30,7 @@ from torch import nn
 
 from ssmrl_lib.models.s5 import S5Config, S5Layer, S5Stack
 from ssmrl_lib.models.scan import available_backends
+from ssmrl_lib.report.provenance import cpu_name
 
 BATCH = 8
 HIDDEN = 256  # H = P = 256 (128 complex modes kept), the paper's recurrent size
@@ -147,14 +148,6 @@ def plot(rows: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:
@@ -185,7 +178,7 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     report = {
         "hardware": {
-            "cpu": _cpu_name(),
+            "cpu": cpu_name(),
             "cpu_count": os.cpu_count(),
             "platform": platform.platform(),
         },

@@ -39,6 +39,7 @@ from ssmrl_lib.models.decision_transformer import (
     count_trainable_parameters,
 )
 from ssmrl_lib.models.mamba import scan_backends
+from ssmrl_lib.report.provenance import cpu_name
 
 BATCH = 64
 CONFIG = SequenceModelConfig(state_dim=11, act_dim=3)  # Hopper; K = 20, hidden 128, 3 layers
@@ -105,14 +106,6 @@ def _timed(fn: Callable[[], None]) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def main() -> None:

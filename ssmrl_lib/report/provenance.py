@@ -28,18 +28,24 @@ def git_commit() -> str:
     return f"{commit}+dirty" if dirty else commit
 
 
+def cpu_name() -> str:
+    """The CPU's model name (Linux ``/proc/cpuinfo``), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def hardware() -> str:
     """CPU model and core count, plus the GPU when torch sees one."""
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    description = f"{cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
+    description = (
+        f"{cpu_name()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
+    )
     if torch.cuda.is_available():
         description += f", GPU {torch.cuda.get_device_name(0)}"
     return description
