@@ -80,7 +80,11 @@ book-check: setup
 test: lint unit smoke book-check
 
 bench: setup  ## speed/memory benchmarks; results under benchmarks/results/
-	for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done
+	$(BIN)/python benchmarks/train_step.py
+	$(BIN)/python benchmarks/train_step.py --threads 1 --out benchmarks/results/train_step_cpu_1thread.json
+	$(BIN)/python benchmarks/scan_vs_rnn.py
+	$(BIN)/python benchmarks/context_scaling.py
+	$(BIN)/python benchmarks/ppo_throughput.py
 
 clean:
 	rm -rf $(SMOKE_DIR) book/_build

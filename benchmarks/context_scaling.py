@@ -23,8 +23,6 @@ import contextlib
 import ctypes
 import gc
 import json
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -37,7 +35,7 @@ from transformers import DynamicCache
 
 from ssmrl_lib.models.decision_mamba import DecisionMamba
 from ssmrl_lib.models.decision_transformer import DecisionTransformer, SequenceModelConfig
-from ssmrl_lib.report.provenance import cpu_name
+from ssmrl_lib.report.provenance import benchmark_record
 
 LENGTHS = (20, 64, 256, 1024, 4096)
 TRAIN_CONTEXTS = (20, 50, 100, 200, 400)
@@ -286,11 +284,8 @@ def main() -> None:
     lengths = [n for n in LENGTHS if n <= args.max_length]
     result = {
         "benchmark": "per-step inference and training cost vs context length, CPU",
-        "hardware": {"cpu": cpu_name(), "logical_cpus": os.cpu_count()},
-        "python": platform.python_version(),
-        "torch": torch.__version__,
+        "machine": benchmark_record(),
         "transformers": transformers.__version__,
-        "threads": torch.get_num_threads(),
         "inference": inference(lengths, args.repeats),
         "training": training(list(TRAIN_CONTEXTS), max(3, args.repeats // 5)),
     }

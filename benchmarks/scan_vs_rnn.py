@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -30,7 +28,7 @@ from torch import nn
 
 from ssmrl_lib.models.s5 import S5Config, S5Layer, S5Stack
 from ssmrl_lib.models.scan import available_backends
-from ssmrl_lib.report.provenance import cpu_name
+from ssmrl_lib.report.provenance import benchmark_record
 
 BATCH = 8
 HIDDEN = 256  # H = P = 256 (128 complex modes kept), the paper's recurrent size
@@ -177,13 +175,7 @@ def main() -> None:
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     report = {
-        "hardware": {
-            "cpu": cpu_name(),
-            "cpu_count": os.cpu_count(),
-            "platform": platform.platform(),
-        },
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
+        "machine": benchmark_record(),
         "batch": BATCH,
         "hidden": HIDDEN,
         "reset_prob": RESET_PROB,

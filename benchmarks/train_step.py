@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -39,7 +37,7 @@ from ssmrl_lib.models.decision_transformer import (
     count_trainable_parameters,
 )
 from ssmrl_lib.models.mamba import scan_backends
-from ssmrl_lib.report.provenance import cpu_name
+from ssmrl_lib.report.provenance import benchmark_record
 
 BATCH = 64
 CONFIG = SequenceModelConfig(state_dim=11, act_dim=3)  # Hopper; K = 20, hidden 128, 3 layers
@@ -161,17 +159,9 @@ def main() -> None:
         "n_layer": CONFIG.n_layer,
         "state_dim": CONFIG.state_dim,
         "act_dim": CONFIG.act_dim,
-        "hardware": {
-            "cpu": cpu_name(),
-            "logical_cpus": os.cpu_count(),
-            "machine": platform.machine(),
-        },
-        "python": platform.python_version(),
-        "torch": torch.__version__,
+        "machine": benchmark_record(),
         "transformers": transformers.__version__,
-        "threads": torch.get_num_threads(),
         "rounds": args.rounds,
-        "load_average_1min": os.getloadavg()[0],
         "results": rows,
         "wall_times_s": wall,
         "cpu_times_s": cpu,

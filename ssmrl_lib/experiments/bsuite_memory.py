@@ -173,7 +173,6 @@ def run_a2c(config: BsuiteRunConfig, run: RunDir) -> dict[str, Any]:
         lambda: MemoryChainEnv(config.memory_length), config.network, config.a2c, config.seed,
         run, device,
     )
-    from importlib import metadata
 
     score = final_return(history)
     return {
@@ -192,5 +191,5 @@ def run_a2c(config: BsuiteRunConfig, run: RunDir) -> dict[str, Any]:
         "device": device,
         "commit": git_commit(),
         "hardware": hardware(),
-        "versions": {**library_versions(), "bsuite": metadata.version("bsuite")},
+        "versions": library_versions("bsuite"),
     }

@@ -28,7 +28,7 @@ from ssmrl_lib.errors import check_choice
 from ssmrl_lib.models.memory import CORES
 from ssmrl_lib.profiles import resolve
 from ssmrl_lib.report.provenance import git_commit, hardware, library_versions
-from ssmrl_lib.runs import RunDir, RunSpec
+from ssmrl_lib.runs import RunDir, RunSpec, finite_or_none
 from ssmrl_lib.train.ppo import NetworkConfig, PPOConfig, train_ppo
 
 EXPERIMENT = "popgym_ppo"
@@ -188,11 +188,6 @@ def grid(settings: PopgymSettings) -> list[RunSpec]:
     return specs
 
 
-def _finite_or_none(values: list[float]) -> list[float | None]:
-    """JSON has no NaN: updates in which no episode ended are stored as ``null``."""
-    return [float(v) if np.isfinite(v) else None for v in values]
-
-
 def run_ppo(config: PopgymRunConfig, run: RunDir) -> dict[str, Any]:
     """Train one model on one environment with one seed; the curve and MMER of the run."""
     started = time.perf_counter()
@@ -206,7 +201,7 @@ def run_ppo(config: PopgymRunConfig, run: RunDir) -> dict[str, Any]:
         "parameters": sum(p.numel() for p in agent.parameters() if p.requires_grad),
         "curve": {
             "steps": history.steps,
-            "mean_return": _finite_or_none(history.mean_return),
+            "mean_return": finite_or_none(history.mean_return),
             "episodes": history.episodes,
             "wall_time_s": history.wall_time_s,
         },
@@ -218,11 +213,6 @@ def run_ppo(config: PopgymRunConfig, run: RunDir) -> dict[str, Any]:
         "device": device,
         "commit": git_commit(),
         "hardware": hardware(),
-        "versions": {**library_versions(), **_popgym_version()},
+        "versions": library_versions("popgym"),
     }
 
-
-def _popgym_version() -> dict[str, str]:
-    from importlib import metadata
-
-    return {"popgym": metadata.version("popgym")}

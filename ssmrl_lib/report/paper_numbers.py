@@ -44,3 +44,22 @@ REZAEI_TABLE2 = {
 REZAEI_PARAMETERS = {"dt": 1_200_000, "mamba": 900_000}
 # Rezaei & Patel, Table 3: inference runtime (s) and memory (GB).
 REZAEI_TABLE3 = {"dt": (27.0, 3.1), "mamba": (25.0, 2.9)}
+
+# Lu et al. 2023 ("Structured State Space Models for In-Context RL"), §4.3, read off the
+# figures (all ≈). Meta-RL 1: randomly projected StatelessCartPole, 16 trials of 200 steps per
+# episode (a trial returns at most 1), 4 seeds. Final MMER per model (the maximum is 16):
+LU2023_META_CARTPOLE_MMER = {"s5": 6.8, "s5_noreset": 5.9, "gru": 5.9, "mlp": 2.9}
+LU2023_META_CARTPOLE_TRIALS = 16
+LU2023_META_CARTPOLE_TRIAL_LENGTH = 200
+LU2023_META_CARTPOLE_EVAL_TRIALS = 32
+# Evaluated to 32 trials: (low, high) return per trial past the 16th.
+LU2023_META_CARTPOLE_BEYOND = {"s5": (0.40, 0.46), "gru": (0.31, 0.33)}
+LU2023_META_CARTPOLE_GRU_OVER_S5_TIME = 2.0  # "S5 twice as fast as GRU"
+
+# Meta-RL 2 (Algorithm 1, Muesli, 2e9 frames): mean return over the training tasks and the
+# (low, high) mean over the held-out tasks, dm_control's 1000-step scale; pendulum_swingup
+# fails for all models.
+LU2023_META_DMC_TRAIN = {"s5": 810.0, "lstm": 670.0, "mlp": 235.0}
+LU2023_META_DMC_HELDOUT = {"s5": (500.0, 600.0), "lstm": (400.0, 440.0), "mlp": (200.0, 200.0)}
+LU2023_META_DMC_FAILED = ("pendulum_swingup",)
+LU2023_META_DMC_FRAMES = 2_000_000_000

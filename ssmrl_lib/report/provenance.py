@@ -51,9 +51,41 @@ def hardware() -> str:
     return description
 
 
-def library_versions() -> dict[str, str]:
+def benchmark_record() -> dict:
+    """What a benchmark's JSON records about where and on what code it ran.
+
+    The 1-minute load average is kept because timings taken while other jobs share the CPU are
+    upper bounds, and a reader should be able to tell.
+    """
+    import torch
+
+    return {
+        "commit": git_commit(),
+        "cpu": cpu_name(),
+        "logical_cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "load_average_1min": os.getloadavg()[0],
+    }
+
+
+def benchmark_caption(machine: dict) -> str:
+    """One sentence naming where a recorded benchmark ran, for the chapter that shows it."""
+    where = machine["gpu"] or f"{machine['cpu']} ({machine['logical_cpus']} logical CPUs)"
+    return (
+        f"Recorded on {where}, {machine['threads']} torch thread(s), torch {machine['torch']}, "
+        f"code commit `{machine['commit']}`, 1-minute load average "
+        f"{machine['load_average_1min']:.1f} when it finished."
+    )
+
+
+def library_versions(*extra: str) -> dict[str, str]:
+    """Versions of Python, the packages every experiment uses, and ``extra`` packages."""
     versions = {"python": platform.python_version()}
-    for package in TRACKED_PACKAGES:
+    for package in (*TRACKED_PACKAGES, *extra):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

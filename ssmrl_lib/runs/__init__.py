@@ -1,6 +1,8 @@
 """Runs: an experiment config plus a seed, cached on disk under a hash of the config."""
 
 from ssmrl_lib.runs.executor import Executor, LocalExecutor, RunSpec
-from ssmrl_lib.runs.store import RunDir, RunStore, config_hash
+from ssmrl_lib.runs.store import RunDir, RunStore, config_hash, finite_or_none
 
-__all__ = ["Executor", "LocalExecutor", "RunDir", "RunSpec", "RunStore", "config_hash"]
+__all__ = [
+    "Executor", "LocalExecutor", "RunDir", "RunSpec", "RunStore", "config_hash", "finite_or_none",
+]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -20,6 +21,12 @@ import torch
 RESULT_FILE = "result.json"
 CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "checkpoint.pt"
+
+
+def finite_or_none(values: list[float]) -> list[float | None]:
+    """JSON has no NaN: a curve's missing points (e.g. updates in which no episode ended)
+    are stored as ``null``."""
+    return [float(v) if math.isfinite(v) else None for v in values]
 
 
 def _jsonable(config: Any) -> Any:
