@@ -1,4 +1,4 @@
-"""Verdicts and the DT score table."""
+"""Report helpers: verdicts, the DT score table, parameter counts, provenance records."""
 
 import pandas as pd
 
@@ -34,3 +34,41 @@ def test_score_table_puts_paper_numbers_beside_ours():
     assert row["paper: CORL last / best"] == "65.1 / 69.4"
     assert row["ours (seeds)"] == "67.5 ± 1.5 (2)"
     assert row["verdict"] == "reproduced"
+
+
+def test_parameter_counts_grow_by_the_timestep_table_only():
+    from ssmrl_lib.models.decision_transformer import SequenceModelConfig
+    from ssmrl_lib.report.mamba_vs_dt import parameter_counts
+
+    small = parameter_counts(SequenceModelConfig(state_dim=11, act_dim=3, max_ep_len=1000))
+    large = parameter_counts(SequenceModelConfig(state_dim=11, act_dim=3, max_ep_len=4096))
+    for model in ("dt", "mamba"):
+        assert large[model] - small[model] == 3096 * 128  # one 128-wide row per extra timestep
+    assert small["mamba"] < small["dt"]
+
+
+def test_benchmark_record_names_commit_and_machine():
+    from ssmrl_lib.report.provenance import benchmark_caption, benchmark_record
+
+    record = benchmark_record()
+    assert record["logical_cpus"] >= 1 and record["threads"] >= 1
+    caption = benchmark_caption(record)
+    assert record["commit"] in caption and record["cpu"] in caption
+
+
+def test_finite_or_none_keeps_json_free_of_nan():
+    import json
+
+    from ssmrl_lib.runs import finite_or_none
+
+    values = finite_or_none([1.0, float("nan"), float("inf"), 2])
+    assert values == [1.0, None, None, 2.0]
+    json.dumps(values, allow_nan=False)
+
+
+def test_library_versions_include_extra_packages():
+    from ssmrl_lib.report.provenance import library_versions
+
+    versions = library_versions("popgym", "no-such-package-xyz")
+    assert versions["popgym"] != "not installed"
+    assert versions["no-such-package-xyz"] == "not installed"

@@ -12,15 +12,20 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TRACKED_PACKAGES = ("torch", "numpy", "gymnasium", "mujoco", "minari", "transformers")
 
 
+# The paths whose contents decide a number; edits elsewhere (README, book pages, tests) do not.
+CODE_PATHS = ("ssmrl_lib", "notebooks", "benchmarks", "pyproject.toml")
+
+
 def git_commit() -> str:
-    """Short commit hash of the code, with ``+dirty`` if tracked files have local changes."""
+    """Short commit hash of the code, with ``+dirty`` if tracked code (``CODE_PATHS``) has
+    uncommitted changes."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short=10", "HEAD"],
             cwd=REPO_ROOT, capture_output=True, text=True, check=True,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS],
             cwd=REPO_ROOT, capture_output=True, text=True, check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
