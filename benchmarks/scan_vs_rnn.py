@@ -22,12 +22,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import torch
 from torch import nn
 
 from ssmrl_lib.models.s5 import S5Config, S5Layer, S5Stack
 from ssmrl_lib.models.scan import available_backends
+from ssmrl_lib.report.popgym import plot_scan_benchmark
 from ssmrl_lib.report.provenance import benchmark_record
 
 BATCH = 8
@@ -125,29 +125,6 @@ def print_table(rows: list[dict]) -> None:
             print(f"{model:<36}" + "".join(f"{t:>9}" for t in text))
 
 
-def plot(rows: list[dict], path: Path) -> None:
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
-    for ax, mode in zip(axes, ("forward", "forward+backward"), strict=True):
-        for model in dict.fromkeys(r["model"] for r in rows):
-            pts = sorted(
-                (r["length"], r["median_ms"])
-                for r in rows
-                if r["model"] == model and r["mode"] == mode
-            )
-            ax.plot(*zip(*pts, strict=True), marker="o", label=model)
-        ax.set(xscale="log", yscale="log", xlabel="sequence length", title=mode)
-        ax.set_xticks(LENGTHS, [str(n) for n in LENGTHS])
-        ax.grid(True, which="both", alpha=0.3)
-    axes[0].set_ylabel("median wall-clock (ms)")
-    axes[1].legend(fontsize=8)
-    threads = torch.get_num_threads()
-    fig.suptitle(f"CPU, {threads} thread(s), batch {BATCH}, H = P = {HIDDEN}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-
-
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -186,7 +163,7 @@ def main() -> None:
         "results": rows,
     }
     (RESULTS / "scan_vs_rnn_cpu.json").write_text(json.dumps(report, indent=2) + "\n")
-    plot(rows, RESULTS / "scan_vs_rnn_cpu.png")
+    plot_scan_benchmark(report).savefig(RESULTS / "scan_vs_rnn_cpu.png", dpi=120)
     print(f"wrote {RESULTS}/scan_vs_rnn_cpu.{{json,png}} in {report['wall_s']:.0f} s")
 
 

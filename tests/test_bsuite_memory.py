@@ -54,6 +54,10 @@ def test_smoke_grid_runs_and_is_cached(tmp_path) -> None:
     results = executor.run_all(specs)
     assert all(r["episodes_finished"] >= 10 for r in results)
     assert all(-1.0 <= r["final_return"] <= 1.0 for r in results)
+    for r in results:  # peak memory is measured (Linux /proc) and is at least the growth
+        memory = r["peak_memory"]
+        assert memory["peak_rss_mib"] > 0 and memory["rss_growth_mib"] >= 0
+        assert memory["peak_rss_mib"] >= memory["rss_growth_mib"]
     assert executor.run_all(specs) == results
 
 

@@ -115,3 +115,14 @@ def test_bootstrap_ci_brackets_the_mean_and_is_deterministic():
     assert min(values) <= low and high <= max(values)
     assert bootstrap_ci(values) == (low, high)
     assert bootstrap_ci([3.0]) == (3.0, 3.0)
+
+
+def test_peak_memory_sees_a_large_allocation():
+    import numpy as np
+
+    from ssmrl_lib.evaluate.peak_memory import PeakMemory
+
+    with PeakMemory() as memory:
+        block = np.ones(64 * 2**20 // 8)  # 64 MiB, touched
+        del block
+    assert memory.rss_growth_mib is not None and memory.rss_growth_mib >= 60

@@ -26,9 +26,10 @@ import numpy as np
 import torch
 
 from ssmrl_lib.errors import SsmrlError, check_choice
+from ssmrl_lib.evaluate.peak_memory import PeakMemory
 from ssmrl_lib.profiles import resolve
 from ssmrl_lib.report.provenance import git_commit, hardware, library_versions
-from ssmrl_lib.runs import RunDir, RunSpec
+from ssmrl_lib.runs import RunDir, RunSpec, finite_or_none
 from ssmrl_lib.train.ppo import NetworkConfig, PPOConfig, PPOHistory, train_ppo
 
 EXPERIMENT = "bsuite_memory"
@@ -169,24 +170,26 @@ def run_a2c(config: BsuiteRunConfig, run: RunDir) -> dict[str, Any]:
     """Train one model on one memory length with one seed."""
     started = time.perf_counter()
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    agent, history = train_ppo(
-        lambda: MemoryChainEnv(config.memory_length), config.network, config.a2c, config.seed,
-        run, device,
-    )
-
+    with PeakMemory() as memory:
+        agent, history = train_ppo(
+            lambda: MemoryChainEnv(config.memory_length), config.network, config.a2c,
+            config.seed, run, device,
+        )
     score = final_return(history)
     return {
         "config": dataclasses.asdict(config),
         "parameters": sum(p.numel() for p in agent.parameters() if p.requires_grad),
         "curve": {
             "steps": history.steps,
-            "mean_return": [float(v) if np.isfinite(v) else None for v in history.mean_return],
+            "mean_return": finite_or_none(history.mean_return),
             "episodes": history.episodes,
         },
         "final_return": score if np.isfinite(score) else None,
         "episodes_finished": sum(history.episodes),
         "train_time_s": history.wall_time_s[-1],
         "env_steps_per_s": history.steps[-1] / history.wall_time_s[-1],
+        # Of this process's training (a resumed run: since the resume), see evaluate.peak_memory.
+        "peak_memory": memory.as_dict(),
         "wall_time_s": time.perf_counter() - started,
         "device": device,
         "commit": git_commit(),

@@ -39,9 +39,19 @@ def runs_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
             "final_return": np.nan if r["final_return"] is None else r["final_return"],
             "episodes": r["config"]["episodes"],
             "train_time_s": r["train_time_s"],
+            "peak_memory_mib": _peak_memory_mib(r.get("peak_memory")),
         }
         for r in results
     ])
+
+
+def _peak_memory_mib(memory: dict[str, float | None] | None) -> float:
+    """GPU peak allocation where a GPU ran, else the resident-memory growth during training."""
+    if not memory:
+        return np.nan
+    value = memory["gpu_peak_mib"] if memory["gpu_peak_mib"] is not None else memory[
+        "rss_growth_mib"]
+    return np.nan if value is None else float(value)
 
 
 def verdict(model: str, length: int, ours: float, episodes: int) -> str:
@@ -75,31 +85,37 @@ def final_return_table(frame: pd.DataFrame) -> pd.DataFrame:
             "return paper": paper_value(model, int(length)) or "—",
             "verdict": verdict(model, int(length), mean, int(group["episodes"].iloc[0])),
             "training time (s)": f"{group['train_time_s'].mean():.0f}",
+            "peak memory (MiB)": f"{group['peak_memory_mib'].mean():.0f}",
         })
     return pd.DataFrame(rows)
 
 
 def plot_memory_length(frame: pd.DataFrame) -> plt.Figure:
-    """Final return (left) and training time per run (right) against memory length."""
-    fig, (score_ax, time_ax) = plt.subplots(1, 2, figsize=(9.0, 3.6))
+    """Final return, training time and peak training memory per run against memory length."""
+    fig, (score_ax, time_ax, memory_ax) = plt.subplots(1, 3, figsize=(13.0, 3.6))
     for model, group in frame.groupby("model", sort=False):
         stats = group.groupby("length").agg(
             mean=("final_return", "mean"), std=("final_return", "std"),
-            time=("train_time_s", "mean"),
-        ).fillna(0.0)
+            time=("train_time_s", "mean"), memory=("peak_memory_mib", "mean"),
+        )
         label = MODEL_LABELS.get(model, model)
-        score_ax.errorbar(stats.index, stats["mean"], yerr=stats["std"], marker="o",
+        score_ax.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0.0), marker="o",
                           capsize=3, label=label)
         time_ax.plot(stats.index, stats["time"], marker="o", label=label)
+        memory_ax.plot(stats.index, stats["memory"], marker="o", label=label)
     score_ax.axhline(0.0, color="grey", lw=0.8, ls=":")
-    score_ax.set(xscale="log", xlabel="memory length", ylabel="final return",
-                 ylim=(-1.05, 1.05), title="return of the last 10% of episodes")
-    time_ax.set(xscale="log", yscale="log", xlabel="memory length",
-                ylabel="training time per run (s)", title="training time")
-    for ax in (score_ax, time_ax):
-        ax.set_xticks(sorted(frame["length"].unique()))
-        ax.get_xaxis().set_major_formatter(plt.ScalarFormatter())
+    score_ax.set(ylabel="final return", ylim=(-1.05, 1.05),
+                 title="return of the last 10% of episodes")
+    time_ax.set(yscale="log", ylabel="training time per run (s)", title="training time")
+    memory_ax.set(ylabel="MiB", title="peak memory while training")
+    lengths = sorted(frame["length"].unique())
+    for ax in (score_ax, time_ax, memory_ax):
+        ax.set_xscale("log")
+        ax.set_xticks(lengths, [str(n) for n in lengths])
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())
+        ax.set_xlabel("memory length")
         ax.legend(fontsize=8)
-    time_ax.get_yaxis().set_major_formatter(plt.ScalarFormatter())
+    time_ax.yaxis.set_major_formatter(plt.ScalarFormatter())
+    time_ax.yaxis.set_minor_formatter(plt.NullFormatter())
     fig.tight_layout()
     return fig

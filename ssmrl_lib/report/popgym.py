@@ -240,3 +240,45 @@ def provenance_markdown(
         f"- **versions**: {version_text}",
         ":::",
     ])
+
+
+def plot_scan_benchmark(benchmark: dict[str, Any]) -> plt.Figure:
+    """Median time against sequence length per model, forward and forward+backward, log-log
+    (``benchmarks/scan_vs_rnn.py``'s recorded result)."""
+    rows = benchmark["results"]
+    lengths = sorted({r["length"] for r in rows})
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    for ax, mode in zip(axes, ("forward", "forward+backward"), strict=True):
+        for model in dict.fromkeys(r["model"] for r in rows):
+            points = sorted(
+                (r["length"], r["median_ms"]) for r in rows
+                if r["model"] == model and r["mode"] == mode
+            )
+            ax.plot(*zip(*points, strict=True), marker="o", label=model)
+        ax.set(xscale="log", yscale="log", xlabel="sequence length", title=mode)
+        ax.set_xticks(lengths, [str(n) for n in lengths])
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("median wall-clock (ms)")
+    axes[1].legend(fontsize=8)
+    fig.suptitle(
+        f"batch {benchmark['batch']}, H = P = {benchmark['hidden']}, "
+        f"{benchmark['machine']['threads']} torch thread(s)"
+    )
+    fig.tight_layout()
+    return fig
+
+
+def throughput_table(benchmark: dict[str, Any]) -> pd.DataFrame:
+    """End-to-end PPO environment steps per second per core (``benchmarks/ppo_throughput.py``),
+    with each core's speed relative to the GRU beside the paper's S5/GRU figure."""
+    median = benchmark["median_steps_per_s"]
+    paper = LU2023_WALL_TIME_S["gru"] / LU2023_WALL_TIME_S["s5"]
+    return pd.DataFrame([
+        {
+            "model": MODEL_LABELS.get(core, core),
+            "ours: env steps / s (median)": round(steps),
+            "ours: speed / GRU": f"{steps / median['gru']:.2f}×",
+            "paper: speed / GRU (A40 GPU)": f"≈{paper:.1f}×" if core == "s5" else "",
+        }
+        for core, steps in median.items()
+    ])

@@ -1,0 +1,70 @@
+"""Peak memory of a block of work, the same way on every machine the book runs on.
+
+On CPU it is the process's resident-memory high-water mark, reset on entry through
+``/proc/self/clear_refs`` and reported both as the peak and as growth over the resident memory
+on entry (the interpreter and libraries are not the workload's). On GPU it is
+``torch.cuda.max_memory_allocated``. Where ``/proc`` cannot be written (not Linux) the CPU
+figures are ``None``, never a guess.
+"""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+from types import TracebackType
+
+import torch
+
+_STATUS = Path("/proc/self/status")
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+
+
+def _status_mib(field: str) -> float | None:
+    if not _STATUS.exists():
+        return None
+    for line in _STATUS.read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    try:
+        _CLEAR_REFS.write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+class PeakMemory:
+    """``with PeakMemory() as memory: ...`` then ``memory.as_dict()``."""
+
+    def __enter__(self) -> PeakMemory:
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        self._baseline = _status_mib("VmRSS")
+        self._tracking = _reset_peak_rss()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.peak_rss_mib = _status_mib("VmHWM") if self._tracking else None
+        self.rss_growth_mib = (
+            None if self.peak_rss_mib is None or self._baseline is None
+            else self.peak_rss_mib - self._baseline
+        )
+        self.gpu_peak_mib = (
+            torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
+        )
+
+    def as_dict(self) -> dict[str, float | None]:
+        return {
+            "peak_rss_mib": self.peak_rss_mib,
+            "rss_growth_mib": self.rss_growth_mib,
+            "gpu_peak_mib": self.gpu_peak_mib,
+        }
