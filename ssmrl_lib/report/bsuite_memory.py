@@ -46,11 +46,15 @@ def runs_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def _peak_memory_mib(memory: dict[str, float | None] | None) -> float:
-    """GPU peak allocation where a GPU ran, else the resident-memory growth during training."""
+    """GPU peak allocation where a GPU ran, else the process's peak resident memory.
+
+    Not the growth over the run: with models this small it is below the allocator's noise (and
+    the first run in a process pays for one-off allocations), while the peak is stable.
+    """
     if not memory:
         return np.nan
     value = memory["gpu_peak_mib"] if memory["gpu_peak_mib"] is not None else memory[
-        "rss_growth_mib"]
+        "peak_rss_mib"]
     return np.nan if value is None else float(value)
 
 
