@@ -92,3 +92,10 @@ def test_sb3_checkpoint_policy_makes_a_dataset(tmp_path):
     SAC("MlpPolicy", gym.make("Hopper-v5"), device="cpu", seed=0).save(policy_path)
     make_dataset(get_task("hopper"), "test/hopper/sb3-v0", 50, seed=0, policy=str(policy_path))
     assert load_trajectories("test/hopper/sb3-v0").lengths.sum() >= 50
+
+
+def test_dataset_source_of_a_data_make_dataset(tiny_hopper_id):
+    from ssmrl_lib.data.summary import dataset_source
+
+    source = dataset_source(tiny_hopper_id)
+    assert source.startswith(f"`{tiny_hopper_id}`") and "policy random" in source

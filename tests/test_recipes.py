@@ -13,6 +13,7 @@ from ssmrl_lib import cli
 from ssmrl_lib.data import recipes
 from ssmrl_lib.data.behavior import EVAL_COLUMNS, train_policy
 from ssmrl_lib.data.recipes import build_dataset, choose_checkpoint, export_replay
+from ssmrl_lib.data.summary import dataset_source
 from ssmrl_lib.envs import get_task
 from ssmrl_lib.errors import SsmrlError
 
@@ -96,6 +97,8 @@ def test_medium_from_a_checkpoint_records_its_hash_and_score(hopper_policy):
     assert meta["checkpoint_step"] == 200 and meta["chosen_by"] == "given"
     assert np.isfinite(meta["checkpoint_normalized_score"])
     assert sum(len(e.rewards) for e in episodes("ssmrl/hopper/medium-v0")) >= 200
+    source = dataset_source("ssmrl/hopper/medium-v0")
+    assert "step_00000200.npz" in source and meta["checkpoint_sha256"][:12] in source
     with pytest.raises(SsmrlError, match="it is not an expert"):
         build_dataset(HOPPER, "expert", steps=50, n_envs=2, checkpoint=checkpoint)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,25 @@ def datasets_frame(names: list[str]) -> pd.DataFrame:
             "D4RL": D4RL_DATASET_SCORES[env][quality],
         })
     return pd.DataFrame(rows)
+
+
+def dataset_source(name: str) -> str:
+    """Where a dataset came from, in one line: the recipe's provenance (policy checkpoint or
+    replay file, with hashes), or for a dataset made by ``ssmrl data make`` its policy and
+    commit as Minari's own metadata records them."""
+    metadata = minari.load_dataset(name).storage.metadata
+    if "ssmrl" not in metadata:
+        return (f"`{name}`: {metadata.get('description', 'no description')} "
+                f"({metadata.get('code_permalink', 'code commit not recorded')})")
+    meta = json.loads(metadata["ssmrl"])
+    if "checkpoint_sha256" in meta:
+        source = f"checkpoint `{meta['checkpoint']}` (sha256 `{meta['checkpoint_sha256'][:12]}`)"
+    elif "replay_file_sha256" in meta:
+        source = (f"replay up to step {meta['replay_until_step']} "
+                  f"(sha256 `{meta['replay_file_sha256'][:12]}`)")
+    else:
+        source = meta["policy"]
+    return f"`{name}`: {source}, seed {meta['seed']}, code `{meta['code_commit']}`"
 
 
 def policies_frame(envs: list[str], policies_dir: Path | None = None) -> pd.DataFrame:
