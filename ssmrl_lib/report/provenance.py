@@ -12,8 +12,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TRACKED_PACKAGES = ("torch", "numpy", "gymnasium", "mujoco", "minari", "transformers")
 
 
-# The paths whose contents decide a number; edits elsewhere (README, book pages, tests) do not.
-CODE_PATHS = ("ssmrl_lib", "notebooks", "benchmarks", "pyproject.toml")
+# The paths whose contents decide a number; edits elsewhere (README, book pages, tests, recorded
+# benchmark results) do not.
+CODE_PATHS = ("ssmrl_lib", "notebooks", "benchmarks", "pyproject.toml", ":!benchmarks/results")
 
 
 def git_commit() -> str:
