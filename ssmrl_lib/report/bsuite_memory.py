@@ -110,8 +110,9 @@ def plot_memory_length(frame: pd.DataFrame) -> plt.Figure:
     score_ax.axhline(0.0, color="grey", lw=0.8, ls=":")
     score_ax.set(ylabel="final return", ylim=(-1.05, 1.05),
                  title="return of the last 10% of episodes")
-    time_ax.set(yscale="log", ylabel="training time per run (s)", title="training time")
-    memory_ax.set(ylabel="MiB", title="peak memory while training")
+    time_ax.set(ylabel="training time per run (s)", title="training time", ylim=(0, None))
+    # From zero: the differences are the process's, not the models' (see _peak_memory_mib).
+    memory_ax.set(ylabel="MiB", title="peak memory while training", ylim=(0, None))
     lengths = sorted(frame["length"].unique())
     for ax in (score_ax, time_ax, memory_ax):
         ax.set_xscale("log")
@@ -119,7 +120,5 @@ def plot_memory_length(frame: pd.DataFrame) -> plt.Figure:
         ax.xaxis.set_minor_formatter(plt.NullFormatter())
         ax.set_xlabel("memory length")
         ax.legend(fontsize=8)
-    time_ax.yaxis.set_major_formatter(plt.ScalarFormatter())
-    time_ax.yaxis.set_minor_formatter(plt.NullFormatter())
     fig.tight_layout()
     return fig
