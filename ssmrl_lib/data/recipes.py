@@ -45,6 +45,7 @@ from ssmrl_lib.data.behavior import (
 )
 from ssmrl_lib.envs import LocomotionTask, normalized_score
 from ssmrl_lib.errors import SsmrlError, check_choice
+from ssmrl_lib.paths import shown
 from ssmrl_lib.report.provenance import git_commit
 from ssmrl_lib.runs.store import atomic_write_bytes
 
@@ -301,7 +302,7 @@ def replay_episodes(path: Path, task: LocomotionTask) -> tuple[list[EpisodeBuffe
     """The episodes of a ``replay_medium.npz`` and its metadata."""
     if not Path(path).is_file():
         raise NotAvailable(
-            f"replay transitions {path} do not exist; export them with "
+            f"replay transitions {shown(path)} do not exist; export them with "
             f"`ssmrl data export-replay --env {task.name}`"
         )
     try:
