@@ -151,31 +151,13 @@ def settings_for(profile: str, **overrides: Any) -> MetaDMCSettings:
         check_choice("training task", task, TRAIN_TASKS)
     for task in settings.heldout_tasks:
         check_choice("held-out task", task, HELDOUT_TASKS)
-    ppo_config(settings).check()
+    PPOConfig.from_settings(settings).check()
     return settings
-
-
-def ppo_config(settings: MetaDMCSettings) -> PPOConfig:
-    return PPOConfig(
-        total_steps=settings.total_steps,
-        num_envs=settings.num_envs,
-        unroll=settings.unroll,
-        epochs=settings.epochs,
-        minibatches=settings.minibatches,
-        learning_rate=settings.learning_rate,
-        gamma=settings.gamma,
-        gae_lambda=settings.gae_lambda,
-        clip=settings.clip,
-        entropy_coef=settings.entropy_coef,
-        value_coef=settings.value_coef,
-        max_grad_norm=settings.max_grad_norm,
-        checkpoint_every=settings.checkpoint_every,
-    )
 
 
 def grid(settings: MetaDMCSettings) -> list[RunSpec]:
     """One run per (model, seed)."""
-    ppo = ppo_config(settings)
+    ppo = PPOConfig.from_settings(settings)
     specs = []
     for model in settings.models:
         network = NetworkConfig(

@@ -145,31 +145,13 @@ def settings_for(profile: str, **overrides: Any) -> PopgymSettings:
         check_choice("environment", env, TASKS)
     for model in settings.models:
         check_choice("model", model, MODELS)
-    ppo_config(settings).check()
+    PPOConfig.from_settings(settings).check()
     return settings
-
-
-def ppo_config(settings: PopgymSettings) -> PPOConfig:
-    return PPOConfig(
-        total_steps=settings.total_steps,
-        num_envs=settings.num_envs,
-        unroll=settings.unroll,
-        epochs=settings.epochs,
-        minibatches=settings.minibatches,
-        learning_rate=settings.learning_rate,
-        gamma=settings.gamma,
-        gae_lambda=settings.gae_lambda,
-        clip=settings.clip,
-        entropy_coef=settings.entropy_coef,
-        value_coef=settings.value_coef,
-        max_grad_norm=settings.max_grad_norm,
-        checkpoint_every=settings.checkpoint_every,
-    )
 
 
 def grid(settings: PopgymSettings) -> list[RunSpec]:
     """One run per (environment, model, seed)."""
-    ppo = ppo_config(settings)
+    ppo = PPOConfig.from_settings(settings)
     specs = []
     for env in settings.envs:
         for model in settings.models:

@@ -20,9 +20,11 @@ generators, environments and the agent's state), producing the numbers it would 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -190,6 +192,15 @@ class PPOConfig:
     @property
     def updates(self) -> int:
         return max(1, self.total_steps // self.steps_per_update)
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> PPOConfig:
+        """The PPO hyperparameters among a notebook settings dataclass's fields (same names);
+        the rest keep their defaults."""
+        names = {f.name for f in dataclasses.fields(cls)} & {
+            f.name for f in dataclasses.fields(settings)
+        }
+        return cls(**{name: getattr(settings, name) for name in names})
 
     def check(self) -> None:
         if self.num_envs % self.minibatches:
