@@ -154,15 +154,7 @@ def grid(settings: MetaCartPoleSettings) -> list[RunSpec]:
     ppo = PPOConfig.from_settings(settings)
     specs = []
     for model in settings.models:
-        network = NetworkConfig(
-            core=model,
-            encoder=tuple(settings.encoder),
-            hidden=settings.hidden,
-            heads=tuple(settings.heads),
-            s5_layers=settings.s5_layers,
-            s5_state=settings.s5_state,
-            scan_backend=settings.scan_backend,
-        )
+        network = NetworkConfig.from_settings(settings, model)
         for seed in range(settings.seeds):
             config = MetaCartPoleRunConfig(
                 model,

@@ -160,14 +160,8 @@ def grid(settings: MetaDMCSettings) -> list[RunSpec]:
     ppo = PPOConfig.from_settings(settings)
     specs = []
     for model in settings.models:
-        network = NetworkConfig(
-            core=model,
-            encoder=tuple(settings.encoder),
-            hidden=settings.lstm_hidden if model == "lstm" else settings.hidden,
-            heads=tuple(settings.heads),
-            s5_layers=settings.s5_layers,
-            s5_state=settings.s5_state,
-            scan_backend=settings.scan_backend,
+        network = NetworkConfig.from_settings(
+            settings, model, hidden=settings.lstm_hidden if model == "lstm" else settings.hidden
         )
         for seed in range(settings.seeds):
             config = MetaDMCRunConfig(

@@ -98,6 +98,19 @@ class NetworkConfig:
     scan_backend: str = "associative"
     activation: str = "leaky_relu"  # of the encoder and heads: leaky_relu | relu
 
+    @classmethod
+    def from_settings(cls, settings: Any, core: str, **changes: Any) -> NetworkConfig:
+        """``core``'s network from a notebook settings dataclass's fields of the same names
+        (``encoder``, ``hidden``, ``heads``, ``s5_layers``, ...), then ``changes``."""
+        names = {f.name for f in dataclasses.fields(cls)} & {
+            f.name for f in dataclasses.fields(settings)
+        }
+        values = {name: getattr(settings, name) for name in names}
+        values.update(core=core, **changes)
+        for name in ("encoder", "heads"):  # overrides may arrive as lists
+            values[name] = tuple(values.get(name, getattr(cls, name)))
+        return cls(**values)
+
 
 ACTIVATIONS = {"leaky_relu": nn.LeakyReLU, "relu": nn.ReLU}
 
