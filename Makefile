@@ -9,7 +9,7 @@ ENVS := hopper halfcheetah walker2d
 # Minari's local store lives in the repository (git-ignored) unless the caller points elsewhere.
 export MINARI_DATASETS_PATH ?= $(CURDIR)/data/minari
 
-.PHONY: setup data d4rl-data policies notebooks book reproduce test lint unit smoke book-check bench clean
+.PHONY: setup data policies notebooks book reproduce test lint unit smoke book-check bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,21 +20,12 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-data: setup  ## the datasets the quick profile trains on (random-policy stand-ins)
-	for env in $(ENVS); do \
-	  $(BIN)/ssmrl data make --if-missing --env $$env --id ssmrl/$$env/random-v0 --steps 100000 || exit 1; \
-	done
-
-# D4RL's recipes from the behavior policies under data/policies/ (random, medium, medium-replay,
-# expert/medium-expert where a policy reached that level; missing recipes are skipped with a
-# message), into a separate store until the chapters switch to them. One job per environment.
+# D4RL's recipes (random, medium, medium-replay; expert and medium-expert where a policy reached
+# that level, otherwise skipped with the reason) from the behavior policies under data/policies/,
+# DATA_JOBS datasets at a time. Datasets already in the store are kept.
 DATA_JOBS ?= 2
-D4RL_STORE ?= $(CURDIR)/data/minari-d4rl
-d4rl-data: setup
-	$(MAKE) --no-print-directory -j $(DATA_JOBS) $(addprefix d4rl-data-,$(ENVS))
-
-d4rl-data-%: setup
-	MINARI_DATASETS_PATH=$(D4RL_STORE) $(BIN)/ssmrl data build --env $* --quality all --if-missing --if-available
+data: setup  ## every dataset the chapters train on
+	$(BIN)/ssmrl data build --env all --quality all --if-missing --if-available --jobs $(DATA_JOBS)
 
 # Train (or resume, from data/policies/<env>/state/) the behavior policies: hours on a CPU.
 POLICY_STEPS ?= 1000000

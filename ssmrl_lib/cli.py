@@ -60,36 +60,22 @@ def _data_train_policy(args: argparse.Namespace) -> None:
 def _data_build(args: argparse.Namespace) -> None:
     import time
 
-    import minari
-
-    from ssmrl_lib.data.recipes import QUALITIES, NotAvailable, build_dataset, dataset_id
+    from ssmrl_lib.data.rebuild import rebuild_datasets
+    from ssmrl_lib.data.recipes import QUALITIES
     from ssmrl_lib.envs import TASKS, get_task
 
-    tasks = list(TASKS.values()) if args.env == "all" else [get_task(args.env)]
+    envs = list(TASKS) if args.env == "all" else [get_task(args.env).name]
     qualities = list(QUALITIES) if args.quality == "all" else [args.quality]
-    for task in tasks:
-        for quality in qualities:
-            name = dataset_id(task, quality) if quality in QUALITIES else quality
-            if args.if_missing and name in minari.list_local_datasets():
-                print(f"{name} exists; kept")
-                continue
-            started = time.monotonic()
-            try:
-                dataset = build_dataset(
-                    task, quality, steps=args.steps, seed=args.seed, n_envs=args.n_envs,
-                    policy_dir=Path(args.policies_dir) / task.name if args.policies_dir else None,
-                    checkpoint=Path(args.checkpoint) if args.checkpoint else None,
-                    overwrite=args.overwrite,
-                )
-            except NotAvailable as error:
-                if not args.if_available:
-                    raise
-                print(f"skipped {name}: {error}")
-                continue
-            print(
-                f"built {name}: {dataset.total_episodes} episodes, {dataset.total_steps} steps "
-                f"in {time.monotonic() - started:.0f} s"
-            )
+    started = time.monotonic()
+    outcomes = rebuild_datasets(
+        envs, qualities, jobs=args.jobs, if_missing=args.if_missing,
+        if_available=args.if_available, steps=args.steps, seed=args.seed, n_envs=args.n_envs,
+        policies_dir=Path(args.policies_dir) if args.policies_dir else None,
+        checkpoint=Path(args.checkpoint) if args.checkpoint else None, overwrite=args.overwrite,
+    )
+    built = sum(outcome.status == "built" for outcome in outcomes)
+    print(f"{built} built, {len(outcomes) - built} kept or skipped, "
+          f"{time.monotonic() - started:.0f} s with {args.jobs} job(s)")
 
 
 def _data_export_replay(args: argparse.Namespace) -> None:
@@ -156,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--steps", type=int, help="steps per policy (default 1000000)")
     build.add_argument("--seed", type=int, default=0)
     build.add_argument("--n-envs", type=int, default=8, help="environments run in lockstep")
+    build.add_argument("--jobs", type=int, default=1, help="datasets built in parallel processes")
     build.add_argument("--checkpoint", help="use this policy checkpoint (.npz) for medium/expert")
     build.add_argument("--policies-dir", help="behavior policies (default data/policies)")
     build.add_argument("--overwrite", action="store_true", help="replace an existing dataset")

@@ -12,6 +12,7 @@ import pytest
 from ssmrl_lib import cli
 from ssmrl_lib.data import recipes
 from ssmrl_lib.data.behavior import EVAL_COLUMNS, train_policy
+from ssmrl_lib.data.rebuild import rebuild_datasets
 from ssmrl_lib.data.recipes import build_dataset, choose_checkpoint, export_replay
 from ssmrl_lib.data.summary import dataset_source
 from ssmrl_lib.envs import get_task
@@ -229,3 +230,25 @@ def test_data_make_accepts_an_actor_checkpoint(hopper_policy):
     with pytest.raises(SsmrlError, match="wrong environment"):
         make_dataset(get_task("walker2d"), "test/walker2d/actor-v0", 60, seed=0,
                      policy=str(checkpoint))
+
+
+def test_parallel_rebuild_equals_serial_and_keeps_or_skips_with_reasons(
+    hopper_policy, store, monkeypatch, tmp_path
+):
+    """Two worker processes give the same datasets as one; unreached recipes say why."""
+    wanted = ["random", "medium", "medium-replay"]
+    settings = {"steps": 200, "n_envs": 3, "policies_dir": hopper_policy.parent}
+    outcomes = rebuild_datasets(["hopper"], wanted, jobs=2, log=lambda _: None, **settings)
+    assert [o.status for o in outcomes] == ["built", "skipped", "built"]
+    assert "no hopper checkpoint reached medium level" in outcomes[1].detail
+    parallel = {o.name: arrays(o.name) for o in outcomes if o.status == "built"}
+    again = rebuild_datasets(["hopper"], wanted, jobs=2, log=lambda _: None, **settings)
+    assert [o.status for o in again] == ["kept", "skipped", "kept"]
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "serial"))
+    rebuild_datasets(["hopper"], wanted, jobs=1, log=lambda _: None, **settings)
+    for name, episodes_in_parallel in parallel.items():
+        for a, b in zip(episodes_in_parallel, arrays(name), strict=True):
+            for x, y in zip(a, b, strict=True):
+                np.testing.assert_array_equal(x, y)
+    with pytest.raises(recipes.NotAvailable, match="medium level"):
+        rebuild_datasets(["hopper"], ["medium"], jobs=1, if_available=False, **settings)

@@ -35,6 +35,7 @@ import gymnasium as gym
 import minari
 import numpy as np
 from minari.data_collector import EpisodeBuffer
+from tqdm.auto import tqdm
 
 from ssmrl_lib.data.behavior import (
     ActorPolicy,
@@ -169,7 +170,12 @@ def random_batch_policy(action_space: gym.spaces.Box, seed: int) -> BatchPolicy:
 
 
 def collect_episodes(
-    gym_id: str, act: BatchPolicy, total_steps: int, seed: int, n_envs: int = 8
+    gym_id: str,
+    act: BatchPolicy,
+    total_steps: int,
+    seed: int,
+    n_envs: int = 8,
+    progress: bool = False,
 ) -> list[EpisodeBuffer]:
     """Complete episodes, in order, until they hold at least ``total_steps`` steps.
 
@@ -197,6 +203,7 @@ def collect_episodes(
     finished: dict[int, EpisodeBuffer] = {}
     kept: list[EpisodeBuffer] = []
     kept_steps = 0
+    bar = tqdm(total=total_steps, desc=gym_id, unit="step", disable=None if progress else True)
     while kept_steps < total_steps:
         actions = act(obs)
         for slot, env in enumerate(envs):
@@ -217,6 +224,8 @@ def collect_episodes(
             episode = finished.pop(len(kept))
             kept.append(episode)
             kept_steps += len(episode.rewards)
+            bar.update(min(len(episode.rewards), total_steps - bar.n))
+    bar.close()
     for env in envs:
         env.close()
     return kept
@@ -368,6 +377,7 @@ def build_dataset(
     policy_dir: Path | None = None,
     checkpoint: Path | None = None,
     overwrite: bool = False,
+    progress: bool = False,
 ) -> minari.MinariDataset:
     """Build ``ssmrl/<env>/<quality>-v0`` in the local Minari store by D4RL's recipe.
 
@@ -384,7 +394,10 @@ def build_dataset(
     if name in minari.list_local_datasets() and not overwrite:
         raise SsmrlError(f"dataset {name!r} already exists; pass --overwrite to replace it")
     policy_dir = Path(policy_dir) if policy_dir is not None else policies_root() / task.name
-    buffers, provenance = _collect(task, quality, steps, seed, n_envs, policy_dir, checkpoint)
+    code_commit = git_commit()  # the code that collects, not whatever is checked out after
+    buffers, provenance = _collect(
+        task, quality, steps, seed, n_envs, policy_dir, checkpoint, progress
+    )
     returns = np.array([float(np.sum(b.rewards)) for b in buffers])
     scores = normalized_score(task, returns)
     provenance |= {
@@ -393,7 +406,7 @@ def build_dataset(
         "n_envs": n_envs,
         "env_id": task.gym_id,
         "gymnasium": gym.__version__,
-        "code_commit": git_commit(),
+        "code_commit": code_commit,
         "normalized_score_mean": round(float(scores.mean()), 3),
         "normalized_score_std": round(float(scores.std()), 3),
         "d4rl_dataset_normalized_score": D4RL_DATASET_SCORES[task.name][quality],
@@ -436,12 +449,13 @@ def _collect(
     n_envs: int,
     policy_dir: Path,
     checkpoint: Path | None,
+    progress: bool = False,
 ) -> tuple[list[EpisodeBuffer], dict[str, Any]]:
     """The episodes of one recipe and a description of where they came from."""
     if quality == "random":
         space = gym.make(task.gym_id, disable_env_checker=True).action_space
         act = random_batch_policy(space, seed)
-        buffers = collect_episodes(task.gym_id, act, steps, seed, n_envs)
+        buffers = collect_episodes(task.gym_id, act, steps, seed, n_envs, progress)
         return buffers, {"algorithm_name": "random", "policy": "uniform random actions"}
     if quality == "medium-replay":
         if checkpoint is not None:
@@ -456,9 +470,11 @@ def _collect(
             "replay_until_step": meta["until_step"],
         }
     if quality == "medium-expert":
-        medium, medium_info = _collect(task, "medium", steps, seed, n_envs, policy_dir, None)
+        medium, medium_info = _collect(
+            task, "medium", steps, seed, n_envs, policy_dir, None, progress
+        )
         expert, expert_info = _collect(
-            task, "expert", steps, seed + 1_000_000, n_envs, policy_dir, None
+            task, "expert", steps, seed + 1_000_000, n_envs, policy_dir, None, progress
         )
         for k, episode in enumerate(expert):
             expert[k] = EpisodeBuffer(**{**episode.__dict__, "id": len(medium) + k})
@@ -480,7 +496,7 @@ def _collect(
             f"checkpoint {path} was evaluated at {evaluation.get('normalized_mean')}, below "
             f"the expert level ({EXPERT_LEVEL:.0f}); it is not an expert"
         )
-    buffers = collect_episodes(task.gym_id, actor, steps, seed, n_envs)
+    buffers = collect_episodes(task.gym_id, actor, steps, seed, n_envs, progress)
     return buffers, {
         "algorithm_name": f"{actor.meta.get('algorithm', '?')} (stable-baselines3)",
         "policy": f"{actor.meta.get('algorithm')} checkpoint {path.name}, step "

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ssmrl_lib.data.behavior import ALGORITHMS, policies_root, read_evaluations
+from ssmrl_lib.data.rebuild import rebuild_datasets
 from ssmrl_lib.data.recipes import (
     D4RL_DATASET_SCORES,
     EXPERT_LEVEL,
@@ -29,27 +30,14 @@ def ensure_datasets(
     qualities: tuple[str, ...] = QUALITIES,
     steps: int | None = None,
     policies_dir: Path | None = None,
-    n_envs: int = 8,
+    jobs: int = 1,
 ) -> dict[str, str]:
     """Build every missing dataset whose recipe is available; ``{id: what happened}``."""
-    status = {}
-    local = set(minari.list_local_datasets())
-    for env in envs:
-        task = get_task(env)
-        for quality in qualities:
-            name = dataset_id(task, quality)
-            if name in local:
-                status[name] = "found in the local store"
-                continue
-            try:
-                build_dataset(
-                    task, quality, steps=steps, n_envs=n_envs,
-                    policy_dir=Path(policies_dir) / env if policies_dir else None,
-                )
-                status[name] = "built now"
-            except NotAvailable as reason:
-                status[name] = f"not built: {reason}"
-    return status
+    outcomes = rebuild_datasets(
+        envs, qualities, jobs=jobs, steps=steps, policies_dir=policies_dir, log=lambda _: None
+    )
+    said = {"kept": "found in the local store", "built": "built now"}
+    return {o.name: said.get(o.status, f"not built: {o.detail}") for o in outcomes}
 
 
 def episode_returns(name: str) -> np.ndarray:

@@ -1,0 +1,139 @@
+"""Rebuild every D4RL-recipe dataset, a few at a time in separate processes.
+
+Each (environment, recipe) pair is one job: collecting 1M steps is bound by MuJoCo on one core,
+so ``jobs`` processes fill ``jobs`` cores. Jobs start longest first (medium-expert collects two
+policies, medium-replay only reads the stored replay), which keeps the cores busy to the end.
+A job's dataset is written atomically by :func:`build_dataset`, so a killed rebuild leaves only
+complete datasets and rerunning it with ``if_missing`` finishes the rest.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import minari
+from tqdm.auto import tqdm
+
+from ssmrl_lib.data.recipes import QUALITIES, NotAvailable, build_dataset, dataset_id
+from ssmrl_lib.envs import get_task
+from ssmrl_lib.errors import SsmrlError, check_choice
+
+# Relative cost of each recipe, to start the long ones first.
+_COST = {"medium-expert": 2.0, "random": 1.0, "medium": 1.0, "expert": 1.0, "medium-replay": 0.1}
+
+
+@dataclass(frozen=True)
+class BuildJob:
+    env: str
+    quality: str
+    steps: int | None = None
+    seed: int = 0
+    n_envs: int = 8
+    policies_dir: Path | None = None
+    checkpoint: Path | None = None
+    overwrite: bool = False
+
+    @property
+    def name(self) -> str:
+        return dataset_id(get_task(self.env), self.quality)
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    """What became of one job: ``built``, ``kept`` (it existed) or ``skipped`` (why)."""
+
+    name: str
+    status: str
+    detail: str = ""
+    seconds: float = 0.0
+    episodes: int = 0
+    transitions: int = 0
+
+    def line(self) -> str:
+        if self.status == "built":
+            return (f"built {self.name}: {self.episodes} episodes, {self.transitions} steps "
+                    f"in {self.seconds:.0f} s")
+        if self.status == "kept":
+            return f"{self.name} exists; kept"
+        return f"skipped {self.name}: {self.detail}"
+
+
+def _run(job: BuildJob, store: str, progress: bool = False) -> BuildOutcome:
+    """One job, maybe in a worker process (``store``: the Minari store the parent uses)."""
+    import os
+
+    os.environ["MINARI_DATASETS_PATH"] = store
+    task = get_task(job.env)
+    started = time.monotonic()
+    try:
+        dataset = build_dataset(
+            task, job.quality, steps=job.steps, seed=job.seed, n_envs=job.n_envs,
+            policy_dir=Path(job.policies_dir) / job.env if job.policies_dir else None,
+            checkpoint=job.checkpoint, overwrite=job.overwrite, progress=progress,
+        )
+    except NotAvailable as reason:
+        return BuildOutcome(job.name, "skipped", str(reason))
+    return BuildOutcome(
+        job.name, "built", seconds=time.monotonic() - started,
+        episodes=dataset.total_episodes, transitions=dataset.total_steps,
+    )
+
+
+def rebuild_datasets(
+    envs: list[str],
+    qualities: list[str] | tuple[str, ...] = QUALITIES,
+    jobs: int = 2,
+    if_missing: bool = True,
+    if_available: bool = True,
+    log: Callable[[str], None] = tqdm.write,
+    **job_settings,
+) -> list[BuildOutcome]:
+    """Build ``qualities`` × ``envs`` with ``jobs`` processes; one outcome per dataset.
+
+    ``if_missing`` keeps datasets already in the store; ``if_available`` skips (with the
+    reason) recipes whose policy has not reached its level, otherwise that is an error.
+    ``job_settings`` are :class:`BuildJob` fields (``steps``, ``seed``, ``n_envs``, ...).
+    """
+    if jobs < 1:
+        raise SsmrlError(f"jobs must be at least 1, got {jobs}")
+    for quality in qualities:
+        check_choice("quality", quality, QUALITIES)
+    local = set(minari.list_local_datasets())
+    todo, outcomes = [], {}
+    for env in envs:
+        for quality in qualities:
+            job = BuildJob(env, quality, **job_settings)
+            if if_missing and job.name in local:
+                outcomes[job.name] = BuildOutcome(job.name, "kept")
+                log(outcomes[job.name].line())
+            else:
+                todo.append(job)
+    todo.sort(key=lambda job: -_COST[job.quality])
+    store = str(minari.storage.get_dataset_path())
+    with ExitStack() as stack:
+        # Bars only on a terminal (disable=None), so errors stay one line in logs.
+        many = None if len(todo) > 1 else True
+        bar = stack.enter_context(tqdm(total=len(todo), desc="datasets", disable=many))
+        if jobs == 1 or len(todo) <= 1:
+            results = (_run(job, store, progress=True) for job in todo)
+        else:
+            pool = stack.enter_context(ProcessPoolExecutor(
+                max_workers=jobs, mp_context=multiprocessing.get_context("spawn")
+            ))
+            futures = [pool.submit(_run, job, store) for job in todo]
+            results = (future.result() for future in as_completed(futures))
+        for outcome in results:
+            outcomes[outcome.name] = outcome
+            bar.update()
+            log(outcome.line())
+    skipped = [o for o in outcomes.values() if o.status == "skipped"]
+    if skipped and not if_available:
+        raise NotAvailable(skipped[0].detail)
+    order = [BuildJob(env, quality).name for env in envs for quality in qualities]
+    return [outcomes[name] for name in order]
