@@ -27,13 +27,17 @@ DATA_JOBS ?= 2
 data: setup  ## every dataset the chapters train on
 	$(BIN)/ssmrl data build --env all --quality all --if-missing --if-available --jobs $(DATA_JOBS)
 
-# Train (or resume, from data/policies/<env>/state/) the behavior policies: hours on a CPU.
+# Train (or resume, from data/policies/<env>/state/) the behavior policies: hours on a CPU. The
+# three environments train in parallel (one torch thread each), then each exports its replay up
+# to the medium checkpoint (skipped, with a message, where medium is not reached yet).
 POLICY_STEPS ?= 1000000
+POLICY_JOBS ?= 3
 policies: setup
-	for env in $(ENVS); do \
-	  nice -n 19 $(BIN)/ssmrl data train-policy --env $$env --steps $(POLICY_STEPS) || exit 1; \
-	  $(BIN)/ssmrl data export-replay --env $$env || true; \
-	done
+	$(MAKE) --no-print-directory -j $(POLICY_JOBS) $(addprefix policy-,$(ENVS))
+
+policy-%: setup
+	nice -n 19 $(BIN)/ssmrl data train-policy --env $* --steps $(POLICY_STEPS)
+	$(BIN)/ssmrl data export-replay --env $* || echo "$*: replay not exported (see above)"
 
 notebooks: data  ## execute every notebook with papermill into book/
 	for nb in $(NOTEBOOKS); do \
@@ -76,6 +80,7 @@ bench: setup  ## speed/memory benchmarks; results under benchmarks/results/
 	$(BIN)/python benchmarks/scan_vs_rnn.py
 	$(BIN)/python benchmarks/context_scaling.py
 	$(BIN)/python benchmarks/ppo_throughput.py
+	$(BIN)/python benchmarks/dataset_build.py --jobs $(DATA_JOBS)
 
 clean:
 	rm -rf $(SMOKE_DIR) book/_build

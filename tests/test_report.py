@@ -18,6 +18,9 @@ def test_verdict_compares_our_interval_with_the_paper_band():
     assert verdict((70.0, 75.0), paper, same_data=True) == "above paper"
     assert verdict((66.0, 70.0), paper, same_data=False) == "not comparable: other data"
     assert verdict((66.0, 70.0), None, same_data=True) == "no paper number"
+    short = verdict((50.0, 60.0), paper, same_data=True, train_steps=400)
+    assert short == "not reached (budget 0.4% of paper's)"
+    assert verdict((66.0, 70.0), paper, same_data=True, train_steps=400) == "reproduced"
 
 
 def test_score_table_puts_paper_numbers_beside_ours():
@@ -26,6 +29,7 @@ def test_score_table_puts_paper_numbers_beside_ours():
         "env": ["hopper"] * 2,
         "dataset": ["ssmrl/hopper/medium-v0"] * 2,
         "seed": [0, 1],
+        "train_steps": [100_000] * 2,
         "target": [3600.0] * 2,
         "score_mean": [66.0, 69.0],
     })

@@ -99,7 +99,8 @@ def _open_id(dataset_id: str, download: bool) -> minari.MinariDataset:
             ) from error
     hint = (
         f"local datasets: {', '.join(local) or 'none'} "
-        f"(store: {minari.storage.get_dataset_path()}); make one with `ssmrl data make`"
+        f"(store: {minari.storage.get_dataset_path()}); build the D4RL recipes with `make data` "
+        "(`ssmrl data build`) or make one with `ssmrl data make`"
     )
     if not download:
         raise SsmrlError(f"unknown dataset {dataset_id!r}; {hint}")

@@ -55,10 +55,10 @@ DEFAULT_STEPS = 1_000_000
 
 # Mean normalized score of the episodes of D4RL's v2 gym datasets (fu2020d4rl), the numbers our
 # datasets stand in for; "medium" is also the level the medium checkpoint is chosen at.
-# TODO(verify): these are the commonly quoted dataset statistics (hopper/halfcheetah/walker2d
-# medium ~44/~40/~62, as in the issue); they were not checked against the D4RL paper's
-# appendix or the hosted files offline. Recompute from Minari's mujoco/<env>/<quality>-v0
-# when online.
+# Not verified: these are the commonly quoted dataset statistics (hopper/halfcheetah/walker2d
+# medium ~44/~40/~62, as in the issue); D4RL's files and appendix could not be reached from this
+# offline project. With network access, recompute them from Minari's mujoco/<env>/<quality>-v0
+# (the Datasets chapter says so beside the column).
 D4RL_DATASET_SCORES: dict[str, dict[str, float]] = {
     "hopper": {"random": 1.2, "medium": 44.3, "medium-replay": 15.0, "medium-expert": 64.8,
                "expert": 108.5},

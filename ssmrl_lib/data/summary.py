@@ -185,3 +185,34 @@ def smoke_datasets(envs: list[str], steps: int, workdir: Path) -> dict[str, str]
             )
             status[dataset_id(task, quality)] = "built now (smoke: tiny policy)"
     return status
+
+
+def rebuild_benchmark(path: Path) -> tuple[pd.DataFrame, str] | None:
+    """The recorded `make data` benchmark (``benchmarks/dataset_build.py``): a row per dataset
+    and a sentence with the total; None if it was never run."""
+    from ssmrl_lib.report.provenance import benchmark_caption
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    frame = pd.DataFrame([
+        {
+            "dataset": entry["name"],
+            "status": entry["status"] if entry["status"] != "skipped" else "skipped (level "
+            "not reached)",
+            "episodes": entry["episodes"] or None,
+            "transitions": entry["transitions"] or None,
+            "seconds": round(entry["seconds"]) if entry["status"] == "built" else None,
+            "same arrays as data/minari": entry["same_as_main_store"],
+        }
+        for entry in record["datasets"]
+    ])
+    minutes, target = record["wall_seconds"] / 60, record["target_seconds"] / 60
+    verdict = "within" if minutes <= target else "over"
+    sentence = (
+        f"All {int((frame['status'] == 'built').sum())} available datasets were rebuilt in "
+        f"**{minutes:.1f} min** with {record['jobs']} parallel jobs ({verdict} the "
+        f"{target:.0f}-minute target). {benchmark_caption(record['machine'])}"
+    )
+    return frame, sentence

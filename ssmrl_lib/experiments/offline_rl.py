@@ -53,7 +53,7 @@ class OfflineSettings:
     """A notebook's knobs; see ``PROFILES`` for their values per profile."""
 
     envs: tuple = ("hopper", "halfcheetah", "walker2d")
-    dataset: str = "ssmrl/{env}/medium-v0"
+    dataset: str = "ssmrl/{env}/medium-v0"  # D4RL's medium recipe, rebuilt by `make data`
     make_missing_dataset_steps: int = 0
     models: tuple = ("dt",)
     seeds: int = 3
@@ -96,7 +96,6 @@ PROFILES = {
         cost_envs=2,
     ),
     "quick": OfflineSettings(
-        dataset="ssmrl/{env}/random-v0",
         seeds=2,
         steps=400,
         warmup_steps=100,

@@ -6,6 +6,9 @@ Sources: Chen et al. 2021 (Decision Transformer), Table 2, D4RL normalized score
 
 from __future__ import annotations
 
+# Training steps behind the DT paper's scores (its gym experiments: 100k gradient steps).
+DT_PAPER_TRAIN_STEPS = 100_000
+
 # (env, D4RL dataset quality) -> (mean, std) normalized score, DT paper.
 DT_PAPER = {
     ("halfcheetah", "medium"): (42.6, 0.1),

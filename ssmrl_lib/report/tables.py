@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ssmrl_lib.evaluate.scores import bootstrap_ci
-from ssmrl_lib.report.paper_numbers import CORL_DT, DT_PAPER
+from ssmrl_lib.report.paper_numbers import CORL_DT, DT_PAPER, DT_PAPER_TRAIN_STEPS
 
 PAPER_QUALITY = "medium"
 
@@ -31,6 +31,7 @@ def runs_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
                 "env": config["env"],
                 "dataset": config["dataset"],
                 "seed": config["seed"],
+                "train_steps": config["train"]["steps"],
                 "target": evaluation["target"],
                 "return_mean": evaluation["return_mean"],
                 "score_mean": evaluation["score_mean"],
@@ -41,15 +42,25 @@ def runs_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def verdict(
-    ours_ci: tuple[float, float], paper: tuple[float, float] | None, same_data: bool
+    ours_ci: tuple[float, float],
+    paper: tuple[float, float] | None,
+    same_data: bool,
+    train_steps: int = DT_PAPER_TRAIN_STEPS,
 ) -> str:
-    """Reproduced when our 95% CI over seeds overlaps the paper's mean ± std."""
+    """Reproduced when our 95% CI over seeds overlaps the paper's mean ± std.
+
+    Below it after fewer training steps than the paper's is "not reached": the paper's budget
+    was not spent, so the run neither confirms nor refutes the number.
+    """
     if paper is None:
         return "no paper number"
     if not same_data:
         return "not comparable: other data"
     low, high = paper[0] - paper[1], paper[0] + paper[1]
     if ours_ci[1] < low:
+        if train_steps < DT_PAPER_TRAIN_STEPS:
+            budget = 100 * train_steps / DT_PAPER_TRAIN_STEPS
+            return f"not reached (budget {budget:.2g}% of paper's)"
         return "below paper"
     if ours_ci[0] > high:
         return "above paper"
@@ -80,7 +91,9 @@ def dt_score_table(frame: pd.DataFrame) -> pd.DataFrame:
             "ours 95% CI": f"[{ci[0]:.1f}, {ci[1]:.1f}]",
             "paper: DT": f"{paper[0]:.1f} ± {paper[1]:.1f}" if paper else "—",
             "paper: CORL last / best": f"{corl[0]:.1f} / {corl[1]:.1f}" if corl else "—",
-            "verdict": verdict(ci, paper, same_data=key[1] == quality),
+            "verdict": verdict(
+                ci, paper, same_data=key[1] == quality, train_steps=int(group["train_steps"].min())
+            ),
         })
     return pd.DataFrame(rows)
 
@@ -97,12 +110,15 @@ def dataset_markdown(results: list[dict[str, Any]]) -> str:
     lines = []
     for dataset in sorted(sizes):
         quality = dataset_quality(dataset)
-        relation = (
-            "the same quality as the paper's D4RL dataset"
-            if quality == PAPER_QUALITY
-            else f"**not** the paper's D4RL medium data ({quality!r}), so the verdicts below "
-            "cannot confirm or refute the paper"
-        )
+        if quality != PAPER_QUALITY:
+            relation = (f"**not** the paper's D4RL medium data ({quality!r}), so the verdicts "
+                        "below cannot confirm or refute the paper")
+        elif dataset.startswith("ssmrl/"):
+            relation = ("the paper's quality, rebuilt by D4RL's medium recipe from this "
+                        "project's own behavior policy on the gymnasium v5 environment (see the "
+                        "Datasets chapter): a stand-in for D4RL's file, not the file itself")
+        else:
+            relation = "the same quality as the paper's D4RL dataset"
         episodes, steps = sizes[dataset]
         lines.append(f"- `{dataset}`: {episodes} episodes, {steps} steps; {relation}.")
     return "\n".join(lines)
