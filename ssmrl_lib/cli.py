@@ -42,6 +42,14 @@ def _data_info(args: argparse.Namespace) -> None:
     )
 
 
+def _say(line: str) -> None:
+    """A log line that leaves an active progress bar intact."""
+    from tqdm.auto import tqdm
+
+    tqdm.write(line)
+    sys.stdout.flush()
+
+
 def _data_train_policy(args: argparse.Namespace) -> None:
     import torch
 
@@ -52,7 +60,7 @@ def _data_train_policy(args: argparse.Namespace) -> None:
     policy_dir = train_policy(
         get_task(args.env), args.steps, policy_dir=Path(args.dir) if args.dir else None,
         seed=args.seed, eval_every=args.eval_every, eval_episodes=args.eval_episodes,
-        learning_starts=args.learning_starts, log=lambda line: print(line, flush=True),
+        learning_starts=args.learning_starts, log=_say,
     )
     print(f"trained {args.env} -> {policy_dir}")
 

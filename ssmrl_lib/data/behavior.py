@@ -39,6 +39,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from tqdm.auto import tqdm
 
 from ssmrl_lib.envs import LocomotionTask, normalized_score
 from ssmrl_lib.errors import SsmrlError
@@ -389,7 +390,9 @@ def train_policy(
         log(f"{task.gym_id}: already trained for {model.num_timesteps} steps")
         return policy_dir
     torch.manual_seed(seed + int(model.num_timesteps))
-    callback = _EvalCallback(task, config, policy_dir, rows, (wall_offset, cpu_offset), log)
+    callback = _EvalCallback(
+        task, config, policy_dir, rows, (wall_offset, cpu_offset), log, total_steps
+    )
     model.learn(remaining, callback=callback, reset_num_timesteps=False, progress_bar=False)
     env.close()
     return policy_dir
@@ -416,14 +419,21 @@ class _EvalCallback:
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         from stable_baselines3.common.callbacks import BaseCallback
 
-        task, config, policy_dir, rows, (wall_offset, cpu_offset), log = args
+        task, config, policy_dir, rows, (wall_offset, cpu_offset), log, total_steps = args
 
         class EvalCallback(BaseCallback):
             def _on_training_start(self) -> None:
                 self.started = time.monotonic()
                 self.cpu_started = time.process_time()
+                # On a terminal only (disable=None): logs and notebooks get the eval lines.
+                self.bar = tqdm(total=total_steps, initial=self.num_timesteps,
+                                desc=config.gym_id, unit="step", disable=None)
+
+            def _on_training_end(self) -> None:
+                self.bar.close()
 
             def _on_step(self) -> bool:
+                self.bar.update()
                 step = self.num_timesteps
                 if step % config.eval_every != 0:
                     return True
