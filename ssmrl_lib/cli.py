@@ -44,7 +44,7 @@ def _data_info(args: argparse.Namespace) -> None:
 
 def _say(line: str) -> None:
     """A log line that leaves an active progress bar intact."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     tqdm.write(line)
     sys.stdout.flush()

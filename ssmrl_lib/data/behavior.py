@@ -39,7 +39,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ssmrl_lib.envs import LocomotionTask, normalized_score
 from ssmrl_lib.errors import SsmrlError

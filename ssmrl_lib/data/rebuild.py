@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import minari
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ssmrl_lib.data.recipes import QUALITIES, NotAvailable, build_dataset, dataset_id
 from ssmrl_lib.envs import get_task

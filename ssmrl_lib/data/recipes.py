@@ -35,7 +35,7 @@ import gymnasium as gym
 import minari
 import numpy as np
 from minari.data_collector import EpisodeBuffer
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ssmrl_lib.data.behavior import (
     ActorPolicy,
