@@ -252,3 +252,15 @@ def test_parallel_rebuild_equals_serial_and_keeps_or_skips_with_reasons(
                 np.testing.assert_array_equal(x, y)
     with pytest.raises(recipes.NotAvailable, match="medium level"):
         rebuild_datasets(["hopper"], ["medium"], jobs=1, if_available=False, **settings)
+
+
+def test_medium_expert_without_an_expert_fails_before_collecting(monkeypatch, tmp_path, store):
+    write_evaluations(tmp_path / "hopper", [44.0])  # medium reached, expert not
+
+    def never(*args, **kwargs):
+        raise AssertionError("collected steps for a recipe that cannot be built")
+
+    monkeypatch.setattr(recipes, "collect_episodes", never)
+    with pytest.raises(recipes.NotAvailable, match="expert level"):
+        build_dataset(HOPPER, "medium-expert", steps=100, policy_dir=tmp_path / "hopper")
+    assert_nothing_written(store, "ssmrl/hopper/medium-expert-v0")

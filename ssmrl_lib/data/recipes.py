@@ -470,6 +470,8 @@ def _collect(
             "replay_until_step": meta["until_step"],
         }
     if quality == "medium-expert":
+        for part in ("expert", "medium"):  # fail before collecting a million steps, not after
+            choose_checkpoint(task, part, policy_dir)
         medium, medium_info = _collect(
             task, "medium", steps, seed, n_envs, policy_dir, None, progress
         )
