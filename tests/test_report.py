@@ -2,7 +2,12 @@
 
 import pandas as pd
 
-from ssmrl_lib.report.tables import dataset_quality, dt_score_table, verdict
+from ssmrl_lib.report.tables import (
+    absent_envs_markdown,
+    dataset_quality,
+    dt_score_table,
+    verdict,
+)
 
 
 def test_dataset_quality_is_read_from_the_id():
@@ -76,3 +81,13 @@ def test_library_versions_include_extra_packages():
     versions = library_versions("popgym", "no-such-package-xyz")
     assert versions["popgym"] != "not installed"
     assert versions["no-such-package-xyz"] == "not installed"
+
+
+def test_absent_environments_say_why(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    monkeypatch.setenv("SSMRL_POLICIES_DIR", str(tmp_path / "policies"))
+    text = absent_envs_markdown(("hopper",), "ssmrl/{env}/medium-v0")
+    lines = text.splitlines()
+    assert [line.split("**")[1] for line in lines] == ["halfcheetah", "walker2d"]
+    assert "`ssmrl/walker2d/medium-v0` is not built: no evaluated behavior policy" in lines[1]
+    assert absent_envs_markdown(("hopper", "halfcheetah", "walker2d"), "x/{env}/y-v0") == ""

@@ -124,6 +124,30 @@ def dataset_markdown(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def absent_envs_markdown(envs: tuple | list, dataset_pattern: str) -> str:
+    """A bullet per locomotion task left out of this execution, saying why: its dataset is not
+    built (for our D4RL recipes: the reason the recipe is unavailable) or it was not asked for."""
+    import minari
+
+    from ssmrl_lib.data.recipes import NotAvailable, choose_checkpoint
+    from ssmrl_lib.envs import TASKS
+
+    lines, local = [], set(minari.list_local_datasets())
+    for env in (env for env in TASKS if env not in envs):
+        dataset = dataset_pattern.format(env=env)
+        why = "not asked for in this execution (add it with `-p envs`)"
+        if dataset not in local:
+            why = f"`{dataset}` is not built"
+            if dataset.startswith("ssmrl/") and dataset_quality(dataset) == "medium":
+                try:
+                    choose_checkpoint(TASKS[env], "medium")
+                    why += " yet (run `make data`)"
+                except NotAvailable as reason:
+                    why += f": {reason}"
+        lines.append(f"- **{env}** is left out: {why}.")
+    return "\n".join(lines)
+
+
 def settings_table(settings: Any, paper: Any) -> pd.DataFrame:
     """The settings of this execution that differ from the paper-scale (``full``) profile."""
     import dataclasses
