@@ -7,11 +7,24 @@ the Decision Transformer paper conditions on (replication-targets.md, §B).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
+import mujoco
 import numpy as np
 
 from ssmrl_lib.errors import check_choice
+
+
+def _mujoco_warning(text: str) -> None:
+    """MuJoCo's C-level warnings as Python warnings: shown once per place, and filterable,
+    instead of raw lines on stderr that land in every chapter's output."""
+    warnings.warn(f"MuJoCo: {text}", RuntimeWarning, stacklevel=2)
+
+
+mujoco.set_mju_user_warning(_mujoco_warning)
+# Gymnasium's own HalfCheetah XML still uses this attribute; nothing here can change it.
+warnings.filterwarnings("ignore", message="MuJoCo: compiler attribute 'settotalmass'")
 
 
 @dataclass(frozen=True)
