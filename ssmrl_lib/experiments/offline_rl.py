@@ -96,8 +96,6 @@ PROFILES = {
         cost_envs=2,
     ),
     "quick": OfflineSettings(
-        # Walker2d joins when its behavior policy reaches medium level (Datasets chapter).
-        envs=("hopper", "halfcheetah"),
         seeds=2,
         steps=400,
         warmup_steps=100,
