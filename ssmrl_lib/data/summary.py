@@ -98,7 +98,7 @@ def policies_frame(envs: list[str], policies_dir: Path | None = None) -> pd.Data
         best = max(evaluations, key=lambda r: r["normalized_mean"])
         row |= {
             "steps trained": evaluations[-1]["step"],
-            "last score": round(evaluations[-1]["normalized_mean"], 1),
+            "last score": f"{evaluations[-1]['normalized_mean']:.1f}",
             "best score": f"{best['normalized_mean']:.1f} (step {best['step']})",
         }
         for quality in ("medium", "expert"):
