@@ -10,6 +10,7 @@ complete datasets and rerunning it with ``if_missing`` finishes the rest.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -66,8 +67,6 @@ class BuildOutcome:
 
 def _run(job: BuildJob, store: str, progress: bool = False) -> BuildOutcome:
     """One job, maybe in a worker process (``store``: the Minari store the parent uses)."""
-    import os
-
     os.environ["MINARI_DATASETS_PATH"] = store
     task = get_task(job.env)
     started = time.monotonic()
