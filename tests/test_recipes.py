@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import minari
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from ssmrl_lib import cli
-from ssmrl_lib.data import recipes
+from ssmrl_lib.data import rebuild, recipes
 from ssmrl_lib.data.behavior import EVAL_COLUMNS, train_policy
 from ssmrl_lib.data.rebuild import rebuild_datasets
 from ssmrl_lib.data.recipes import build_dataset, choose_checkpoint, export_replay
@@ -125,11 +126,14 @@ def write_evaluations(policy_dir, scores):
     (policy_dir / "evaluations.csv").write_text("\n".join(lines) + "\n")
 
 
-def test_medium_is_the_checkpoint_closest_to_d4rl_medium_and_expert_must_be_reached(tmp_path):
+def test_medium_is_closest_to_d4rl_medium_before_passing_it_and_expert_must_be_reached(tmp_path):
     write_evaluations(tmp_path, [5.0, 30.0, 47.0, 70.0, 95.0])
     medium = choose_checkpoint(HOPPER, "medium", tmp_path)
     assert medium.step == 30000 and medium.normalized_mean == 47.0  # D4RL hopper-medium: 44.3
     assert choose_checkpoint(HOPPER, "expert", tmp_path).step == 50000
+    # Training on past medium level (55.4 for Hopper) never moves the medium checkpoint.
+    write_evaluations(tmp_path, [5.0, 47.0, 80.0, 44.5])
+    assert choose_checkpoint(HOPPER, "medium", tmp_path).step == 20000
     write_evaluations(tmp_path, [5.0, 12.0, 80.0])
     with pytest.raises(SsmrlError, match="no hopper checkpoint reached medium level"):
         choose_checkpoint(HOPPER, "medium", tmp_path)
@@ -264,3 +268,60 @@ def test_medium_expert_without_an_expert_fails_before_collecting(monkeypatch, tm
     with pytest.raises(recipes.NotAvailable, match="expert level"):
         build_dataset(HOPPER, "medium-expert", steps=100, policy_dir=tmp_path / "hopper")
     assert_nothing_written(store, "ssmrl/hopper/medium-expert-v0")
+
+
+def test_rebuild_workers_get_one_blas_thread_and_the_environment_is_restored(monkeypatch):
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    with rebuild._environment(rebuild._ONE_THREAD):
+        assert os.environ["OPENBLAS_NUM_THREADS"] == os.environ["OMP_NUM_THREADS"] == "1"
+    assert "OPENBLAS_NUM_THREADS" not in os.environ and os.environ["OMP_NUM_THREADS"] == "4"
+
+
+def labelled_policies(hopper_policy, tmp_path):
+    """The tiny test policy twice: evaluated at medium level (44) and, relabelled, expert (95)."""
+    policy_dir = tmp_path / "labelled" / "hopper"
+    (policy_dir / "checkpoints").mkdir(parents=True)
+    source = hopper_policy / "checkpoints" / "step_00000200.npz"
+    shutil.copy(source, policy_dir / "checkpoints" / "step_00010000.npz")
+    with np.load(source) as data:
+        relabelled = {key: data[key] for key in data.files}
+    meta = json.loads(str(relabelled["meta"])) | {"evaluation": {"normalized_mean": 95.0}}
+    relabelled["meta"] = np.asarray(json.dumps(meta))
+    np.savez(policy_dir / "checkpoints" / "step_00020000.npz", **relabelled)
+    write_evaluations(policy_dir, [44.0, 95.0])
+    return policy_dir
+
+
+def assert_same_arrays(got, expected):
+    assert len(got) == len(expected)
+    for episode, expected_episode in zip(got, expected, strict=True):
+        for array, expected_array in zip(episode, expected_episode, strict=True):
+            np.testing.assert_array_equal(array, expected_array)
+
+
+def test_medium_expert_is_the_medium_and_expert_datasets_together(
+    hopper_policy, tmp_path, store, monkeypatch
+):
+    settings = dict(steps=60, n_envs=2, policy_dir=labelled_policies(hopper_policy, tmp_path))
+    build_dataset(HOPPER, "medium", **settings)
+    build_dataset(HOPPER, "expert", **settings)
+    medium, expert = arrays("ssmrl/hopper/medium-v0"), arrays("ssmrl/hopper/expert-v0")
+    assert ssmrl_metadata("ssmrl/hopper/expert-v0")["first_episode_seed"] == 1_000_000
+
+    collect = recipes.collect_episodes
+    calls = []
+    monkeypatch.setattr(recipes, "collect_episodes", lambda *a, **k: calls.append(a) or collect(
+        *a, **k))
+    build_dataset(HOPPER, "medium-expert", **settings)
+    assert calls == []  # both halves taken from the stored datasets
+    assert_same_arrays(arrays("ssmrl/hopper/medium-expert-v0"), medium + expert)
+    meta = ssmrl_metadata("ssmrl/hopper/medium-expert-v0")
+    assert meta["medium"]["taken_from"] == "ssmrl/hopper/medium-v0"
+    assert meta["expert"]["checkpoint"] == "step_00020000.npz"
+
+    # In an empty store both halves are collected, and come out the same.
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "empty"))
+    build_dataset(HOPPER, "medium-expert", **settings)
+    assert len(calls) == 2
+    assert_same_arrays(arrays("ssmrl/hopper/medium-expert-v0"), medium + expert)

@@ -18,6 +18,7 @@ import numpy as np
 from minari.data_collector import EpisodeBuffer
 from tqdm.auto import tqdm
 
+from ssmrl_lib.data.minari_write import create_dataset
 from ssmrl_lib.envs import LocomotionTask
 from ssmrl_lib.errors import SsmrlError
 from ssmrl_lib.report.provenance import git_commit
@@ -101,9 +102,9 @@ def make_dataset(
             progress.update(len(buffers[-1].rewards))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="`author", category=UserWarning)
-        dataset = minari.create_dataset_from_buffers(
-            dataset_id=dataset_id,
-            buffer=buffers,
+        dataset = create_dataset(
+            dataset_id,
+            buffers,
             env=task.gym_id,
             eval_env=task.gym_id,
             algorithm_name=policy if policy == "random" else f"sb3:{Path(policy).name}",

@@ -5,7 +5,9 @@ The recipes (Fu et al. 2020, D4RL; replication-targets.md §B):
 * ``random``: a uniformly random policy;
 * ``medium``: a policy trained to about a third of expert performance. We take the evaluated
   checkpoint whose mean normalized score is closest to the mean normalized score of D4RL's own
-  ``medium`` dataset (``D4RL_DATASET_SCORES``), provided it lies within ``MEDIUM_TOLERANCE``;
+  ``medium`` dataset (``D4RL_DATASET_SCORES``), provided it lies within ``MEDIUM_TOLERANCE``.
+  Like D4RL's early-stopped medium policy, only checkpoints up to the first one above that
+  window count, so training on towards expert leaves the medium checkpoint where it is;
 * ``medium-replay``: every transition the replay buffer held when the medium checkpoint was
   taken, cut into episodes (:func:`export_replay` stores them next to the checkpoints);
 * ``expert``: the best checkpoint, only if it reached ``EXPERT_LEVEL``;
@@ -44,6 +46,7 @@ from ssmrl_lib.data.behavior import (
     policies_root,
     read_evaluations,
 )
+from ssmrl_lib.data.minari_write import create_dataset
 from ssmrl_lib.envs import LocomotionTask, normalized_score
 from ssmrl_lib.errors import SsmrlError, check_choice
 from ssmrl_lib.paths import shown
@@ -69,6 +72,7 @@ D4RL_DATASET_SCORES: dict[str, dict[str, float]] = {
 }
 MEDIUM_TOLERANCE = 0.25  # a medium checkpoint scores within ±25 % of the medium target
 EXPERT_LEVEL = 90.0  # normalized score a checkpoint must reach to be called expert
+EXPERT_SEED_OFFSET = 1_000_000  # expert episode k is reset with seed + EXPERT_SEED_OFFSET + k
 
 
 class NotAvailable(SsmrlError):
@@ -116,7 +120,8 @@ def choose_checkpoint(
     best = max(rows, key=lambda row: row["normalized_mean"])
     if quality == "medium":
         target = medium_target(task)
-        row = min(rows, key=lambda row: abs(row["normalized_mean"] - target))
+        row = min(_until_past_medium(rows, target), key=lambda row: abs(
+            row["normalized_mean"] - target))
         if abs(row["normalized_mean"] - target) > MEDIUM_TOLERANCE * target:
             raise NotAvailable(
                 f"no {task.name} checkpoint reached medium level ({target:.0f} "
@@ -135,6 +140,18 @@ def choose_checkpoint(
     return Choice(
         policy_dir / row["checkpoint"], row["step"], row["normalized_mean"], row["normalized_std"]
     )
+
+
+def _until_past_medium(rows: list[dict[str, Any]], target: float) -> list[dict[str, Any]]:
+    """The evaluations up to the first one above the medium window.
+
+    D4RL stopped its medium policy once it reached medium level, so training on towards expert
+    never moves the medium checkpoint (nor the medium-replay transitions cut at it).
+    """
+    for k, row in enumerate(rows):
+        if row["normalized_mean"] > (1 + MEDIUM_TOLERANCE) * target:
+            return rows[: k + 1]
+    return rows
 
 
 def load_actor(path: Path, task: LocomotionTask) -> ActorPolicy:
@@ -414,9 +431,9 @@ def build_dataset(
     with _temporary_store(root) as scratch:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="`author", category=UserWarning)
-            dataset = minari.create_dataset_from_buffers(
-                dataset_id=name,
-                buffer=buffers,
+            dataset = create_dataset(
+                name,
+                buffers,
                 env=task.gym_id,
                 eval_env=task.gym_id,
                 algorithm_name=provenance["algorithm_name"],
@@ -472,11 +489,11 @@ def _collect(
     if quality == "medium-expert":
         for part in ("expert", "medium"):  # fail before collecting a million steps, not after
             choose_checkpoint(task, part, policy_dir)
-        medium, medium_info = _collect(
-            task, "medium", steps, seed, n_envs, policy_dir, None, progress
+        medium, medium_info = _stored_or_collected(
+            task, "medium", steps, seed, n_envs, policy_dir, progress
         )
-        expert, expert_info = _collect(
-            task, "expert", steps, seed + 1_000_000, n_envs, policy_dir, None, progress
+        expert, expert_info = _stored_or_collected(
+            task, "expert", steps, seed, n_envs, policy_dir, progress
         )
         for k, episode in enumerate(expert):
             expert[k] = EpisodeBuffer(**{**episode.__dict__, "id": len(medium) + k})
@@ -498,7 +515,9 @@ def _collect(
             f"checkpoint {path} was evaluated at {evaluation.get('normalized_mean')}, below "
             f"the expert level ({EXPERT_LEVEL:.0f}); it is not an expert"
         )
-    buffers = collect_episodes(task.gym_id, actor, steps, seed, n_envs, progress)
+    # Expert episodes start from other initial states than medium's (medium-expert holds both).
+    first_seed = seed + EXPERT_SEED_OFFSET if quality == "expert" else seed
+    buffers = collect_episodes(task.gym_id, actor, steps, first_seed, n_envs, progress)
     return buffers, {
         "algorithm_name": f"{actor.meta.get('algorithm', '?')} (stable-baselines3)",
         "policy": f"{actor.meta.get('algorithm')} checkpoint {path.name}, step "
@@ -509,4 +528,64 @@ def _collect(
         "checkpoint_step": actor.meta.get("step"),
         "checkpoint_normalized_score": evaluation.get("normalized_mean"),
         "chosen_by": chosen_by,
+        "first_episode_seed": first_seed,
     }
+
+
+def _stored_or_collected(
+    task: LocomotionTask,
+    part: str,
+    steps: int,
+    seed: int,
+    n_envs: int,
+    policy_dir: Path,
+    progress: bool,
+) -> tuple[list[EpisodeBuffer], dict[str, Any]]:
+    """A half of ``medium-expert``: the stored ``part`` dataset where it holds exactly what
+    collecting would give (D4RL's medium-expert is its medium and expert datasets together),
+    otherwise collected now. Either way the episodes are the same."""
+    stored = _stored_part(task, part, steps, seed, n_envs, policy_dir)
+    if stored is not None:
+        return stored
+    return _collect(task, part, steps, seed, n_envs, policy_dir, None, progress)
+
+
+_PART_KEYS = ("algorithm_name", "policy", "checkpoint", "checkpoint_sha256", "checkpoint_step",
+              "checkpoint_normalized_score", "chosen_by", "first_episode_seed")
+
+
+def _stored_part(
+    task: LocomotionTask, part: str, steps: int, seed: int, n_envs: int, policy_dir: Path
+) -> tuple[list[EpisodeBuffer], dict[str, Any]] | None:
+    name = dataset_id(task, part)
+    if name not in minari.list_local_datasets():
+        return None
+    try:
+        dataset = minari.load_dataset(name)
+        provenance = json.loads(dataset.storage.metadata["ssmrl"])
+        episodes = list(dataset.iterate_episodes())
+        seeds = [m.get("seed") for m in dataset.storage.get_episode_metadata(
+            range(len(episodes)))]
+    except Exception:  # a damaged or foreign dataset is simply not reused
+        return None
+    chosen = choose_checkpoint(task, part, policy_dir)
+    first_seed = seed + EXPERT_SEED_OFFSET if part == "expert" else seed
+    total, last = sum(len(e.rewards) for e in episodes), len(episodes[-1].rewards)
+    same_collection = (
+        provenance.get("checkpoint_sha256") == file_sha256(chosen.path)
+        and provenance.get("seed") == seed
+        and provenance.get("n_envs") == n_envs
+        # medium datasets built before this key existed started at ``seed`` too
+        and provenance.get("first_episode_seed", seed) == first_seed
+        and total - last < steps <= total  # collection stops at the first episode past steps
+    )
+    if not same_collection:
+        return None
+    buffers = [
+        EpisodeBuffer(id=e.id, seed=episode_seed, observations=e.observations,
+                      actions=e.actions, rewards=e.rewards, terminations=e.terminations,
+                      truncations=e.truncations)
+        for e, episode_seed in zip(episodes, seeds, strict=True)
+    ]
+    return buffers, {key: provenance.get(key) for key in _PART_KEYS} | {
+        "first_episode_seed": first_seed, "taken_from": name}
