@@ -325,3 +325,30 @@ def test_medium_expert_is_the_medium_and_expert_datasets_together(
     build_dataset(HOPPER, "medium-expert", **settings)
     assert len(calls) == 2
     assert_same_arrays(arrays("ssmrl/hopper/medium-expert-v0"), medium + expert)
+
+
+def test_make_data_rebuilds_a_dataset_whose_recipe_now_takes_another_checkpoint(
+    hopper_policy, tmp_path
+):
+    policy_dir = labelled_policies(hopper_policy, tmp_path)
+    settings = dict(steps=60, n_envs=2, policies_dir=policy_dir.parent)
+    logged = []
+    first = rebuild_datasets(["hopper"], ["medium"], jobs=1, log=logged.append, **settings)
+    assert first[0].status == "built"
+    assert recipes.outdated_reason(HOPPER, "medium", policy_dir) == ""
+    assert rebuild_datasets(["hopper"], ["medium"], jobs=1, log=logged.append,
+                            **settings)[0].status == "kept"
+
+    write_evaluations(policy_dir, [38.0, 44.0])  # trained on: step 20000 is closer to medium
+    reason = recipes.outdated_reason(HOPPER, "medium", policy_dir)
+    assert reason == "medium was built from step_00010000.npz; the recipe now takes " \
+        "step_00020000.npz"
+    again = rebuild_datasets(["hopper"], ["medium"], jobs=1, log=logged.append, **settings)
+    assert again[0].status == "built" and f"rebuilding ssmrl/hopper/medium-v0: {reason}" in logged
+    assert ssmrl_metadata("ssmrl/hopper/medium-v0")["checkpoint"] == "step_00020000.npz"
+
+
+def test_exporting_the_same_replay_again_gives_the_same_bytes(hopper_policy):
+    before = (hopper_policy / recipes.REPLAY_FILE).read_bytes()
+    export_replay(HOPPER, hopper_policy, until_step=200)
+    assert (hopper_policy / recipes.REPLAY_FILE).read_bytes() == before

@@ -87,6 +87,7 @@ def _write_array(group: h5py.h5g.GroupID, name: str, data: np.ndarray) -> None:
     space = h5py.h5s.create_simple(data.shape, (h5py.h5s.UNLIMITED, *data.shape[1:]))
     layout = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
     layout.set_chunk(tuple(max(1, n) for n in data.shape))
+    layout.set_obj_track_times(False)  # no time stamps: the same episodes give the same bytes
     dtype = h5py.h5t.py_create(data.dtype, logical=True)
     dataset = h5py.h5d.create(group, name.encode(), dtype, space, dcpl=layout)
     if data.size:

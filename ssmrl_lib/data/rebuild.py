@@ -16,13 +16,19 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import minari
 from tqdm import tqdm
 
-from ssmrl_lib.data.recipes import QUALITIES, NotAvailable, build_dataset, dataset_id
+from ssmrl_lib.data.recipes import (
+    QUALITIES,
+    NotAvailable,
+    build_dataset,
+    dataset_id,
+    outdated_reason,
+)
 from ssmrl_lib.envs import get_task
 from ssmrl_lib.errors import SsmrlError, check_choice
 
@@ -51,6 +57,10 @@ class BuildJob:
     @property
     def name(self) -> str:
         return dataset_id(get_task(self.env), self.quality)
+
+    @property
+    def policy_dir(self) -> Path | None:
+        return Path(self.policies_dir) / self.env if self.policies_dir else None
 
 
 @dataclass(frozen=True)
@@ -81,7 +91,7 @@ def _run(job: BuildJob, store: str, progress: bool = False) -> BuildOutcome:
     try:
         dataset = build_dataset(
             task, job.quality, steps=job.steps, seed=job.seed, n_envs=job.n_envs,
-            policy_dir=Path(job.policies_dir) / job.env if job.policies_dir else None,
+            policy_dir=job.policy_dir,
             checkpoint=job.checkpoint, overwrite=job.overwrite, progress=progress,
         )
     except NotAvailable as reason:
@@ -103,7 +113,8 @@ def rebuild_datasets(
 ) -> list[BuildOutcome]:
     """Build ``qualities`` × ``envs`` with ``jobs`` processes; one outcome per dataset.
 
-    ``if_missing`` keeps datasets already in the store; ``if_available`` skips (with the
+    ``if_missing`` keeps datasets already in the store unless their recipe now takes another
+    checkpoint or replay (then they are rebuilt); ``if_available`` skips (with the
     reason) recipes whose policy has not reached its level, otherwise that is an error.
     ``job_settings`` are :class:`BuildJob` fields (``steps``, ``seed``, ``n_envs``, ...).
     """
@@ -117,10 +128,14 @@ def rebuild_datasets(
         for quality in qualities:
             job = BuildJob(env, quality, **job_settings)
             if if_missing and job.name in local:
-                outcomes[job.name] = BuildOutcome(job.name, "kept")
-                log(outcomes[job.name].line())
-            else:
-                todo.append(job)
+                outdated = outdated_reason(get_task(env), quality, job.policy_dir)
+                if not outdated:
+                    outcomes[job.name] = BuildOutcome(job.name, "kept")
+                    log(outcomes[job.name].line())
+                    continue
+                log(f"rebuilding {job.name}: {outdated}")
+                job = replace(job, overwrite=True)
+            todo.append(job)
     todo.sort(key=lambda job: -_RECIPE_COST[job.quality] * _STEP_COST.get(job.env, 1.0))
     # medium-expert comes last: it is made from the medium and expert datasets built before it.
     waves = [[job for job in todo if job.quality != "medium-expert"],

@@ -27,6 +27,7 @@ import os
 import shutil
 import tempfile
 import warnings
+import zipfile
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -308,9 +309,7 @@ def export_replay(
         "episodes": len(ends),
         "checkpoint": checkpoint,
     }
-    payload = io.BytesIO()
-    np.savez_compressed(
-        payload,
+    payload = _npz_bytes(
         observations=obs[:n].astype(np.float32),
         actions=buffer.actions[:n, 0].astype(np.float32),
         rewards=buffer.rewards[:n, 0].astype(np.float32),
@@ -320,8 +319,21 @@ def export_replay(
         meta=np.asarray(json.dumps(meta, sort_keys=True)),
     )
     path = policy_dir / REPLAY_FILE
-    atomic_write_bytes(path, payload.getvalue())
+    atomic_write_bytes(path, payload)
     return path
+
+
+def _npz_bytes(**arrays: np.ndarray) -> bytes:
+    """``np.savez_compressed`` without its time stamps: the same arrays give the same bytes,
+    so re-exporting the same transitions neither changes the committed file nor its hash."""
+    payload = io.BytesIO()
+    with zipfile.ZipFile(payload, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, array in arrays.items():
+            entry = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            with archive.open(entry, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+    return payload.getvalue()
 
 
 def replay_episodes(path: Path, task: LocomotionTask) -> tuple[list[EpisodeBuffer], dict]:
@@ -456,6 +468,44 @@ def build_dataset(
             if not destination.exists():
                 os.replace(namespace_file, destination)
     return minari.load_dataset(name)
+
+
+def outdated_reason(task: LocomotionTask, quality: str, policy_dir: Path | None = None) -> str:
+    """Why the stored ``quality`` dataset no longer follows its recipe ("" if it does).
+
+    It does not when the checkpoint the recipe chooses now (or the replay file) is not the one
+    it was built from: the policy trained on into a closer medium or a better expert. A recipe
+    that is not available now leaves the stored dataset alone.
+    """
+    policy_dir = Path(policy_dir) if policy_dir is not None else policies_root() / task.name
+    try:
+        built = json.loads(minari.load_dataset(dataset_id(task, quality)).storage.metadata["ssmrl"])
+    except Exception:
+        return ""  # not one of ours, or unreadable: loading it reports that
+    parts = ([("medium", built.get("medium", {})), ("expert", built.get("expert", {}))]
+             if quality == "medium-expert" else [(quality, built)])
+    for part, provenance in parts:
+        source = _current_source(task, part, policy_dir)
+        if source is None:
+            continue
+        key = "replay_file_sha256" if part == "medium-replay" else "checkpoint_sha256"
+        if provenance.get(key) != file_sha256(source):
+            was = provenance.get("checkpoint") or "other replay transitions"
+            return f"{part} was built from {was}; the recipe now takes {source.name}"
+    return ""
+
+
+def _current_source(task: LocomotionTask, part: str, policy_dir: Path) -> Path | None:
+    """The file ``part`` is built from now (None: random, or not available yet)."""
+    if part == "random":
+        return None
+    if part == "medium-replay":
+        path = policy_dir / REPLAY_FILE
+        return path if path.is_file() else None
+    try:
+        return choose_checkpoint(task, part, policy_dir).path
+    except NotAvailable:
+        return None
 
 
 def _collect(
