@@ -352,3 +352,24 @@ def test_exporting_the_same_replay_again_gives_the_same_bytes(hopper_policy):
     before = (hopper_policy / recipes.REPLAY_FILE).read_bytes()
     export_replay(HOPPER, hopper_policy, until_step=200)
     assert (hopper_policy / recipes.REPLAY_FILE).read_bytes() == before
+
+
+def test_recorded_rebuild_benchmark_shows_each_dataset_and_the_verdict(tmp_path):
+    from ssmrl_lib.data.summary import rebuild_benchmark
+    from ssmrl_lib.report.provenance import benchmark_record
+
+    entry = dict(detail="", seconds=500.0, episodes=10, transitions=1000, fingerprint="ab",
+                 same_as_main_store=True)
+    record = {"jobs": 2, "wall_seconds": 960.0, "target_seconds": 900, "machine":
+              benchmark_record(), "datasets": [
+                  entry | {"name": "ssmrl/hopper/random-v0", "status": "built"},
+                  entry | {"name": "ssmrl/hopper/expert-v0", "status": "skipped", "seconds": 0,
+                           "detail": "no hopper checkpoint reached expert level"}]}
+    path = tmp_path / "dataset_build.json"
+    path.write_text(json.dumps(record))
+    frame, sentence = rebuild_benchmark(path)
+    assert frame["why skipped"].tolist() == ["", "no hopper checkpoint reached expert level"]
+    assert frame["seconds"].tolist()[0] == 500
+    assert "All 1 available datasets were rebuilt in **16.0 min**" in sentence
+    assert "over the 15-minute target" in sentence
+    assert rebuild_benchmark(tmp_path / "missing.json") is None

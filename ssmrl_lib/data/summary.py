@@ -199,12 +199,12 @@ def rebuild_benchmark(path: Path) -> tuple[pd.DataFrame, str] | None:
     frame = pd.DataFrame([
         {
             "dataset": entry["name"],
-            "status": entry["status"] if entry["status"] != "skipped" else "skipped (level "
-            "not reached)",
+            "status": entry["status"],
             "episodes": entry["episodes"] or None,
             "transitions": entry["transitions"] or None,
             "seconds": round(entry["seconds"]) if entry["status"] == "built" else None,
             "same arrays as data/minari": entry["same_as_main_store"],
+            "why skipped": entry["detail"] if entry["status"] == "skipped" else "",
         }
         for entry in record["datasets"]
     ])
