@@ -29,6 +29,10 @@ warnings.filterwarnings("ignore", message="MuJoCo: compiler attribute 'settotalm
 
 @dataclass(frozen=True)
 class LocomotionTask:
+    """A MuJoCo task with D4RL's reference returns for normalized scores (``REF_MIN_SCORE`` and
+    ``REF_MAX_SCORE`` of the ``<env>-random-v0`` keys in D4RL's ``d4rl/infos.py``, which its v2
+    datasets use too) and the Decision Transformer's two return-to-go targets."""
+
     name: str
     gym_id: str
     ref_min_score: float

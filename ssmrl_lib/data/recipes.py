@@ -60,9 +60,11 @@ DEFAULT_STEPS = 1_000_000
 # Mean normalized score of the episodes of D4RL's v2 gym datasets (fu2020d4rl), the numbers our
 # datasets stand in for; "medium" is also the level the medium checkpoint is chosen at.
 # Not verified: these are the commonly quoted dataset statistics (hopper/halfcheetah/walker2d
-# medium ~44/~40/~62, as in the issue); D4RL's files and appendix could not be reached from this
-# offline project. With network access, recompute them from Minari's mujoco/<env>/<quality>-v0
-# (the Datasets chapter says so beside the column).
+# medium ~44/~40/~62, as in the issue); no public source stating them could be found offline
+# (D4RL issue #124 asks for exactly these numbers and is unanswered). The reference returns that
+# normalize them are D4RL's own (``REF_MIN_SCORE``/``REF_MAX_SCORE`` in d4rl/infos.py, see
+# ``ssmrl_lib.envs``). With network access, recompute them from D4RL's v2 hdf5 files, cutting
+# episodes at terminals | timeouts (the Datasets chapter says so beside the column).
 D4RL_DATASET_SCORES: dict[str, dict[str, float]] = {
     "hopper": {"random": 1.2, "medium": 44.3, "medium-replay": 15.0, "medium-expert": 64.8,
                "expert": 108.5},
