@@ -370,6 +370,7 @@ def test_recorded_rebuild_benchmark_shows_each_dataset_and_the_verdict(tmp_path)
     frame, sentence = rebuild_benchmark(path)
     assert frame["why skipped"].tolist() == ["", "no hopper checkpoint reached expert level"]
     assert frame["seconds"].tolist()[0] == 500
-    assert "All 1 available datasets were rebuilt in **16.0 min**" in sentence
+    assert "All 1 available datasets (0.0M transitions) were rebuilt in **16.0 min**" in sentence
+    assert "busy 26% of that time" in sentence  # 500 s of work for 2 workers in 960 s
     assert "over the 15-minute target" in sentence
     assert rebuild_benchmark(tmp_path / "missing.json") is None

@@ -210,9 +210,12 @@ def rebuild_benchmark(path: Path) -> tuple[pd.DataFrame, str] | None:
     ])
     minutes, target = record["wall_seconds"] / 60, record["target_seconds"] / 60
     verdict = "within" if minutes <= target else "over"
+    built = frame[frame["status"] == "built"]
+    busy = built["seconds"].sum() / (record["jobs"] * record["wall_seconds"])
     sentence = (
-        f"All {int((frame['status'] == 'built').sum())} available datasets were rebuilt in "
-        f"**{minutes:.1f} min** with {record['jobs']} parallel jobs ({verdict} the "
-        f"{target:.0f}-minute target). {benchmark_caption(record['machine'])}"
+        f"All {len(built)} available datasets ({built['transitions'].sum() / 1e6:.1f}M "
+        f"transitions) were rebuilt in **{minutes:.1f} min** with {record['jobs']} parallel jobs "
+        f"({verdict} the {target:.0f}-minute target); the jobs kept the {record['jobs']} "
+        f"workers busy {busy:.0%} of that time. {benchmark_caption(record['machine'])}"
     )
     return frame, sentence
