@@ -348,10 +348,12 @@ def test_make_data_rebuilds_a_dataset_whose_recipe_now_takes_another_checkpoint(
     assert ssmrl_metadata("ssmrl/hopper/medium-v0")["checkpoint"] == "step_00020000.npz"
 
 
-def test_exporting_the_same_replay_again_gives_the_same_bytes(hopper_policy):
+def test_writing_the_same_replay_or_policy_again_gives_the_same_bytes(hopper_policy):
     before = (hopper_policy / recipes.REPLAY_FILE).read_bytes()
     export_replay(HOPPER, hopper_policy, until_step=200)
     assert (hopper_policy / recipes.REPLAY_FILE).read_bytes() == before
+    checkpoint = hopper_policy / "checkpoints" / "step_00000200.npz"
+    assert recipes.load_actor(checkpoint, HOPPER).to_bytes() == checkpoint.read_bytes()
 
 
 def test_recorded_rebuild_benchmark_shows_each_dataset_and_the_verdict(tmp_path):

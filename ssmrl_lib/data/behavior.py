@@ -33,6 +33,7 @@ import json
 import os
 import pickle
 import time
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,20 @@ def _algorithm_class(name: str) -> type:
 # --------------------------------------------------------------------------------------------
 
 
+def npz_bytes(**arrays: np.ndarray) -> bytes:
+    """``np.savez_compressed`` without its time stamps: the same arrays give the same bytes,
+    so re-exporting the same policy or transitions changes neither the committed file nor its
+    hash."""
+    payload = io.BytesIO()
+    with zipfile.ZipFile(payload, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, array in arrays.items():
+            entry = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            with archive.open(entry, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+    return payload.getvalue()
+
+
 class ActorPolicy:
     """The deterministic action of a SAC/TQC actor: ``tanh(mu(mlp(obs)))``, rescaled.
 
@@ -157,9 +172,7 @@ class ActorPolicy:
         arrays |= {f"b{i}": b for i, (_, b) in enumerate(self.hidden)}
         arrays |= {"w_mu": self.mu[0], "b_mu": self.mu[1], "low": self.low, "high": self.high}
         arrays["meta"] = np.asarray(json.dumps(self.meta, sort_keys=True))
-        buffer = io.BytesIO()
-        np.savez_compressed(buffer, **arrays)
-        return buffer.getvalue()
+        return npz_bytes(**arrays)
 
     @classmethod
     def load(cls, path: Path) -> ActorPolicy:

@@ -21,13 +21,11 @@ store and moved into place only when complete, so a failure leaves nothing half-
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
 import tempfile
 import warnings
-import zipfile
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,6 +42,7 @@ from ssmrl_lib.data.behavior import (
     ActorPolicy,
     file_sha256,
     load_replay_buffer,
+    npz_bytes,
     policies_root,
     read_evaluations,
 )
@@ -311,7 +310,7 @@ def export_replay(
         "episodes": len(ends),
         "checkpoint": checkpoint,
     }
-    payload = _npz_bytes(
+    payload = npz_bytes(
         observations=obs[:n].astype(np.float32),
         actions=buffer.actions[:n, 0].astype(np.float32),
         rewards=buffer.rewards[:n, 0].astype(np.float32),
@@ -324,18 +323,6 @@ def export_replay(
     atomic_write_bytes(path, payload)
     return path
 
-
-def _npz_bytes(**arrays: np.ndarray) -> bytes:
-    """``np.savez_compressed`` without its time stamps: the same arrays give the same bytes,
-    so re-exporting the same transitions neither changes the committed file nor its hash."""
-    payload = io.BytesIO()
-    with zipfile.ZipFile(payload, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, array in arrays.items():
-            entry = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            entry.compress_type = zipfile.ZIP_DEFLATED
-            with archive.open(entry, "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
-    return payload.getvalue()
 
 
 def replay_episodes(path: Path, task: LocomotionTask) -> tuple[list[EpisodeBuffer], dict]:
