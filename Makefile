@@ -80,6 +80,7 @@ bench: setup  ## speed/memory benchmarks; results under benchmarks/results/
 	$(BIN)/python benchmarks/scan_vs_rnn.py
 	$(BIN)/python benchmarks/context_scaling.py
 	$(BIN)/python benchmarks/ppo_throughput.py
+	$(BIN)/python benchmarks/env_step.py
 	$(BIN)/python benchmarks/dataset_build.py --jobs $(DATA_JOBS)
 
 clean:

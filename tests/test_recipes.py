@@ -357,10 +357,10 @@ def test_writing_the_same_replay_or_policy_again_gives_the_same_bytes(hopper_pol
 
 
 def test_recorded_rebuild_benchmark_shows_each_dataset_and_the_verdict(tmp_path):
-    from ssmrl_lib.data.summary import rebuild_benchmark
+    from ssmrl_lib.data.summary import environment_floor, rebuild_benchmark
     from ssmrl_lib.report.provenance import benchmark_record
 
-    entry = dict(detail="", seconds=500.0, episodes=10, transitions=1000, fingerprint="ab",
+    entry = dict(detail="", seconds=500.0, episodes=10, transitions=1_000_000, fingerprint="ab",
                  same_as_main_store=True)
     record = {"jobs": 2, "wall_seconds": 960.0, "target_seconds": 900, "machine":
               benchmark_record(), "datasets": [
@@ -372,7 +372,16 @@ def test_recorded_rebuild_benchmark_shows_each_dataset_and_the_verdict(tmp_path)
     frame, sentence = rebuild_benchmark(path)
     assert frame["why skipped"].tolist() == ["", "no hopper checkpoint reached expert level"]
     assert frame["seconds"].tolist()[0] == 500
-    assert "All 1 available datasets (0.0M transitions) were rebuilt in **16.0 min**" in sentence
+    assert "All 1 available datasets (1.0M transitions) were rebuilt in **16.0 min**" in sentence
     assert "busy 26% of that time" in sentence  # 500 s of work for 2 workers in 960 s
     assert "over the 15-minute target" in sentence
     assert rebuild_benchmark(tmp_path / "missing.json") is None
+
+    steps = tmp_path / "env_step.json"
+    steps.write_text(json.dumps({"rows": [
+        {"env": "hopper", "actions": "random", "microseconds_per_step": 240.0},
+        {"env": "hopper", "actions": "medium policy", "microseconds_per_step": 120.0}]}))
+    floor = environment_floor(path, steps)  # 1M random steps at 240 µs on 2 workers: 2 min
+    assert "alone take **2.0 min** of it on 2 cores (1.0M steps" in floor
+    assert "The other 14.0 min" in floor
+    assert environment_floor(path, tmp_path / "missing.json") is None

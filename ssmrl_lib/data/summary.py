@@ -219,3 +219,31 @@ def rebuild_benchmark(path: Path) -> tuple[pd.DataFrame, str] | None:
         f"workers busy {busy:.0%} of that time. {benchmark_caption(record['machine'])}"
     )
     return frame, sentence
+
+
+def environment_floor(build_path: Path, step_path: Path) -> str | None:
+    """A sentence: how much of the recorded rebuild the environments' own ``step()`` calls need
+    (``benchmarks/env_step.py``); None if either benchmark is missing."""
+    if not (Path(build_path).is_file() and Path(step_path).is_file()):
+        return None
+    build = json.loads(Path(build_path).read_text())
+    step_record = json.loads(Path(step_path).read_text())
+    cost = {(row["env"], row["actions"]): row["microseconds_per_step"]
+            for row in step_record["rows"]}
+    steps, microseconds = 0, 0.0
+    for entry in build["datasets"]:
+        env, quality = entry["name"].split("/")[1], entry["name"].split("/")[2][: -len("-v0")]
+        if entry["status"] != "built" or quality not in ("random", "medium", "expert"):
+            continue  # medium-replay and medium-expert step no environment
+        actions = "random" if quality == "random" else "medium policy"
+        steps += entry["transitions"]
+        microseconds += entry["transitions"] * cost[(env, actions)]
+    floor = microseconds / 1e6 / build["jobs"] / 60
+    return (
+        f"The environments' own `step()` calls alone take **{floor:.1f} min** of it on "
+        f"{build['jobs']} cores ({steps / 1e6:.1f}M steps, timed one process at a time by "
+        "`benchmarks/env_step.py`, expert steps at the medium policy's rate), so no rebuild here "
+        f"can be faster. The other {build['wall_seconds'] / 60 - floor:.1f} min are spent on "
+        "two jobs slowing each other down, writing the episodes and the collection loop (not "
+        "broken down further)."
+    )
