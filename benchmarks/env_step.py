@@ -6,7 +6,7 @@ driven by the actions each recipe uses: uniformly random ones, and the medium be
 (an upright Hopper simulates differently from a falling one). ``summary.environment_floor``
 turns it into the minimum wall time of the recorded rebuild.
 
-Usage: ``python benchmarks/env_step.py [--steps 5000]``
+Usage: ``python benchmarks/env_step.py [--steps 20000]``
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def actors_for(task: LocomotionTask) -> dict[str, Callable[[np.ndarray], np.ndar
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=5000)
+    parser.add_argument("--steps", type=int, default=20_000)
     parser.add_argument("--out", type=Path, default=RESULTS / "env_step_cpu.json")
     args = parser.parse_args()
 
