@@ -554,8 +554,7 @@ def _collect(
             f"checkpoint {path} was evaluated at {evaluation.get('normalized_mean')}, below "
             f"the expert level ({EXPERT_LEVEL:.0f}); it is not an expert"
         )
-    # Expert episodes start from other initial states than medium's (medium-expert holds both).
-    first_seed = seed + EXPERT_SEED_OFFSET if quality == "expert" else seed
+    first_seed = _first_episode_seed(quality, seed)
     buffers = collect_episodes(task.gym_id, actor, steps, first_seed, n_envs, progress)
     return buffers, {
         "algorithm_name": f"{actor.meta.get('algorithm', '?')} (stable-baselines3)",
@@ -569,6 +568,11 @@ def _collect(
         "chosen_by": chosen_by,
         "first_episode_seed": first_seed,
     }
+
+
+def _first_episode_seed(quality: str, seed: int) -> int:
+    """Expert episodes start from other initial states than medium's (medium-expert holds both)."""
+    return seed + EXPERT_SEED_OFFSET if quality == "expert" else seed
 
 
 def _stored_or_collected(
@@ -599,26 +603,27 @@ def _stored_part(
     name = dataset_id(task, part)
     if name not in minari.list_local_datasets():
         return None
+    first_seed = _first_episode_seed(part, seed)
     try:
         dataset = minari.load_dataset(name)
         provenance = json.loads(dataset.storage.metadata["ssmrl"])
+        same_policy_and_seeds = (
+            provenance.get("checkpoint_sha256")
+            == file_sha256(choose_checkpoint(task, part, policy_dir).path)
+            and provenance.get("seed") == seed
+            and provenance.get("n_envs") == n_envs
+            # medium datasets built before this key existed started at ``seed`` too
+            and provenance.get("first_episode_seed", seed) == first_seed
+        )
+        if not same_policy_and_seeds:
+            return None
         episodes = list(dataset.iterate_episodes())
         seeds = [m.get("seed") for m in dataset.storage.get_episode_metadata(
             range(len(episodes)))]
     except Exception:  # a damaged or foreign dataset is simply not reused
         return None
-    chosen = choose_checkpoint(task, part, policy_dir)
-    first_seed = seed + EXPERT_SEED_OFFSET if part == "expert" else seed
     total, last = sum(len(e.rewards) for e in episodes), len(episodes[-1].rewards)
-    same_collection = (
-        provenance.get("checkpoint_sha256") == file_sha256(chosen.path)
-        and provenance.get("seed") == seed
-        and provenance.get("n_envs") == n_envs
-        # medium datasets built before this key existed started at ``seed`` too
-        and provenance.get("first_episode_seed", seed) == first_seed
-        and total - last < steps <= total  # collection stops at the first episode past steps
-    )
-    if not same_collection:
+    if not total - last < steps <= total:  # collection stops at the first episode past steps
         return None
     buffers = [
         EpisodeBuffer(id=e.id, seed=episode_seed, observations=e.observations,
