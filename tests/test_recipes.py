@@ -18,6 +18,7 @@ from ssmrl_lib.data.recipes import build_dataset, choose_checkpoint, export_repl
 from ssmrl_lib.data.summary import dataset_source
 from ssmrl_lib.envs import get_task
 from ssmrl_lib.errors import SsmrlError
+from ssmrl_lib.paths import environment
 
 HOPPER = get_task("hopper")
 
@@ -273,7 +274,7 @@ def test_medium_expert_without_an_expert_fails_before_collecting(monkeypatch, tm
 def test_rebuild_workers_get_one_blas_thread_and_the_environment_is_restored(monkeypatch):
     monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
     monkeypatch.setenv("OMP_NUM_THREADS", "4")
-    with rebuild._environment(rebuild._ONE_THREAD):
+    with environment(rebuild._ONE_THREAD):
         assert os.environ["OPENBLAS_NUM_THREADS"] == os.environ["OMP_NUM_THREADS"] == "1"
     assert "OPENBLAS_NUM_THREADS" not in os.environ and os.environ["OMP_NUM_THREADS"] == "4"
 

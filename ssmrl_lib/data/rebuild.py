@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -31,6 +31,7 @@ from ssmrl_lib.data.recipes import (
 )
 from ssmrl_lib.envs import get_task
 from ssmrl_lib.errors import SsmrlError, check_choice
+from ssmrl_lib.paths import environment
 
 # Relative cost of a job, to start the long ones first: collected steps per recipe (random also
 # writes ~45k short episodes for Hopper and Walker2d) times the cost of a step (Hopper's and
@@ -148,7 +149,7 @@ def rebuild_datasets(
         if jobs == 1 or len(todo) <= 1:
             results = (_run(job, store, progress=True) for wave in waves for job in wave)
         else:
-            stack.enter_context(_environment(_ONE_THREAD))  # inherited by the workers
+            stack.enter_context(environment(_ONE_THREAD))  # inherited by the workers
             pool = stack.enter_context(ProcessPoolExecutor(
                 max_workers=jobs, mp_context=multiprocessing.get_context("spawn")
             ))
@@ -170,17 +171,3 @@ def _in_waves(pool: ProcessPoolExecutor, waves: list[list[BuildJob]], store: str
         futures = [pool.submit(_run, job, store) for job in wave]
         yield from (future.result() for future in as_completed(futures))
 
-
-@contextmanager
-def _environment(variables: dict[str, str]):
-    """Set environment ``variables`` for the duration (processes started inside inherit them)."""
-    previous = {name: os.environ.get(name) for name in variables}
-    os.environ.update(variables)
-    try:
-        yield
-    finally:
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value

@@ -49,7 +49,7 @@ from ssmrl_lib.data.behavior import (
 from ssmrl_lib.data.minari_write import create_dataset
 from ssmrl_lib.envs import LocomotionTask, normalized_score
 from ssmrl_lib.errors import SsmrlError, check_choice
-from ssmrl_lib.paths import shown
+from ssmrl_lib.paths import environment, shown
 from ssmrl_lib.report.provenance import git_commit
 from ssmrl_lib.runs.store import atomic_write_bytes
 
@@ -374,15 +374,10 @@ def _temporary_store(root: Path):
     """A scratch Minari store inside ``root`` (same file system, so moving out is a rename)."""
     root.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
-    previous = os.environ.get("MINARI_DATASETS_PATH")
-    os.environ["MINARI_DATASETS_PATH"] = str(scratch)
     try:
-        yield scratch
+        with environment({"MINARI_DATASETS_PATH": str(scratch)}):
+            yield scratch
     finally:
-        if previous is None:
-            os.environ.pop("MINARI_DATASETS_PATH", None)
-        else:
-            os.environ["MINARI_DATASETS_PATH"] = previous
         shutil.rmtree(scratch, ignore_errors=True)
 
 

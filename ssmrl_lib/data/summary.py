@@ -230,14 +230,16 @@ def environment_floor(build_path: Path, step_path: Path) -> str | None:
     step_record = json.loads(Path(step_path).read_text())
     cost = {(row["env"], row["actions"]): row["microseconds_per_step"]
             for row in step_record["rows"]}
+    built = {entry["name"]: entry["transitions"] for entry in build["datasets"]
+             if entry["status"] == "built"}
     steps, microseconds = 0, 0.0
-    for entry in build["datasets"]:
-        env, quality = entry["name"].split("/")[1], entry["name"].split("/")[2][: -len("-v0")]
-        if entry["status"] != "built" or quality not in ("random", "medium", "expert"):
-            continue  # medium-replay and medium-expert step no environment
-        actions = "random" if quality == "random" else "medium policy"
-        steps += entry["transitions"]
-        microseconds += entry["transitions"] * cost[(env, actions)]
+    for (env, actions), per_step in cost.items():
+        # medium-replay and medium-expert step no environment; expert at the medium's rate
+        qualities = ("random",) if actions == "random" else ("medium", "expert")
+        for quality in qualities:
+            transitions = built.get(dataset_id(get_task(env), quality), 0)
+            steps += transitions
+            microseconds += transitions * per_step
     floor = microseconds / 1e6 / build["jobs"] / 60
     return (
         f"The environments' own `step()` calls alone take **{floor:.1f} min** of it on "
