@@ -135,6 +135,10 @@ class ActorPolicy:
         self.mu = (arrays["w_mu"], arrays["b_mu"])
         self.low, self.high = arrays["low"], arrays["high"]
         self.meta = meta
+        # Inference multiplies by the transposed weights, stored contiguous once: NumPy's
+        # float32 product with a transposed view is about 4x slower for the small batches here.
+        self._layers = [(np.ascontiguousarray(w.T), b) for w, b in self.hidden]
+        self._mean_head = (np.ascontiguousarray(self.mu[0].T), self.mu[1])
 
     @property
     def obs_dim(self) -> int:
@@ -143,9 +147,9 @@ class ActorPolicy:
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         """Actions for a batch ``(n, obs_dim)`` (or one observation ``(obs_dim,)``)."""
         x = np.asarray(obs, dtype=np.float32)
-        for weight, bias in self.hidden:
-            x = np.maximum(x @ weight.T + bias, 0.0)
-        squashed = np.tanh(x @ self.mu[0].T + self.mu[1])
+        for weight_t, bias in self._layers:
+            x = np.maximum(x @ weight_t + bias, 0.0)
+        squashed = np.tanh(x @ self._mean_head[0] + self._mean_head[1])
         return (self.low + 0.5 * (squashed + 1.0) * (self.high - self.low)).astype(np.float32)
 
     @classmethod

@@ -46,6 +46,7 @@ from ssmrl_lib.data.behavior import (
     policies_root,
     read_evaluations,
 )
+from ssmrl_lib.data.lockstep import LockstepEnvs
 from ssmrl_lib.data.minari_write import create_dataset
 from ssmrl_lib.envs import LocomotionTask, normalized_score
 from ssmrl_lib.errors import SsmrlError, check_choice
@@ -198,68 +199,70 @@ def collect_episodes(
 ) -> list[EpisodeBuffer]:
     """Complete episodes, in order, until they hold at least ``total_steps`` steps.
 
-    ``n_envs`` environments run in lockstep and ``act`` is called once per step on all their
-    observations. Episode ``k`` is reset with seed ``seed + k`` and episodes are numbered in
-    the order they start, so the result depends only on (policy, seed, n_envs). Episodes still
-    running when enough steps are complete are dropped (no trailing partial episode).
+    ``n_envs`` environments run in lockstep (:class:`LockstepEnvs`) and ``act`` is called once
+    per step on all their observations. Episode ``k`` is reset with seed ``seed + k`` and
+    episodes are numbered in the order they start, so the result depends only on (policy,
+    seed, n_envs). Episodes still running when enough steps are complete are dropped (no
+    trailing partial episode).
     """
-    envs = [gym.make(gym_id, disable_env_checker=True) for _ in range(n_envs)]
-    obs_dim = envs[0].observation_space.shape[0]
-    obs = np.zeros((n_envs, obs_dim), dtype=envs[0].observation_space.dtype)
-    slots: list[dict[str, Any]] = []
+    envs = LockstepEnvs(gym_id, n_envs)
+    longest, slots = envs.max_episode_steps, np.arange(n_envs)
+    obs_dim, act_dim = envs.observation_space.shape[0], envs.action_space.shape[0]
+    # Each slot's running episode, written in place: no per-step lists to stack at the end.
+    observations = np.zeros((n_envs, longest + 1, obs_dim), dtype=envs.observation_space.dtype)
+    actions = np.zeros((n_envs, longest, act_dim), dtype=np.float32)
+    rewards = np.zeros((n_envs, longest))
+    terminations = np.zeros((n_envs, longest), dtype=bool)
+    truncations = np.zeros((n_envs, longest), dtype=bool)
+    lengths = np.zeros(n_envs, dtype=np.int64)
+    episode_of_slot = np.zeros(n_envs, dtype=np.int64)
     next_episode = 0
 
-    def start(slot: int) -> dict[str, Any]:
+    def start(slot: int) -> None:
         nonlocal next_episode
-        episode = next_episode
+        episode_of_slot[slot], lengths[slot] = next_episode, 0
+        observations[slot, 0] = envs.reset(slot, seed + next_episode)
         next_episode += 1
-        first, _ = envs[slot].reset(seed=seed + episode)
-        obs[slot] = first
-        return {"id": episode, "obs": [first], "act": [], "rew": [], "term": [], "trunc": []}
+
+    def episode(slot: int) -> EpisodeBuffer:
+        n, k = lengths[slot], int(episode_of_slot[slot])
+        return EpisodeBuffer(
+            id=k,
+            seed=seed + k,
+            observations=observations[slot, : n + 1].copy(),
+            actions=actions[slot, :n].copy(),
+            rewards=rewards[slot, :n].copy(),
+            terminations=terminations[slot, :n].copy(),
+            truncations=truncations[slot, :n].copy(),
+        )
 
     for slot in range(n_envs):
-        slots.append(start(slot))
+        start(slot)
     finished: dict[int, EpisodeBuffer] = {}
     kept: list[EpisodeBuffer] = []
     kept_steps = 0
     bar = tqdm(total=total_steps, desc=gym_id, unit="step", disable=None if progress else True)
     while kept_steps < total_steps:
-        actions = act(obs)
-        for slot, env in enumerate(envs):
-            record = slots[slot]
-            new_obs, reward, terminated, truncated, _ = env.step(actions[slot])
-            record["obs"].append(new_obs)
-            record["act"].append(actions[slot])
-            record["rew"].append(float(reward))
-            record["term"].append(bool(terminated))
-            record["trunc"].append(bool(truncated))
-            if terminated or truncated:
-                finished[record["id"]] = _to_buffer(record, seed)
-                slots[slot] = start(slot)
-            else:
-                obs[slot] = new_obs
+        chosen = act(observations[slots, lengths])
+        new_obs, reward, terminated, truncated = envs.step(chosen)
+        actions[slots, lengths] = chosen
+        rewards[slots, lengths] = reward
+        terminations[slots, lengths] = terminated
+        truncations[slots, lengths] = truncated
+        lengths += 1
+        observations[slots, lengths] = new_obs
+        for slot in np.flatnonzero(terminated | truncated):
+            finished[int(episode_of_slot[slot])] = episode(slot)
+            start(slot)
         # Keep the contiguous prefix of finished episodes, in start order.
         while len(kept) in finished and kept_steps < total_steps:
-            episode = finished.pop(len(kept))
-            kept.append(episode)
-            kept_steps += len(episode.rewards)
-            bar.update(min(len(episode.rewards), total_steps - bar.n))
+            done = finished.pop(len(kept))
+            kept.append(done)
+            kept_steps += len(done.rewards)
+            bar.update(min(len(done.rewards), total_steps - bar.n))
     bar.close()
-    for env in envs:
-        env.close()
+    envs.close()
     return kept
-
-
-def _to_buffer(record: dict[str, Any], seed: int) -> EpisodeBuffer:
-    return EpisodeBuffer(
-        id=record["id"],
-        seed=seed + record["id"],
-        observations=np.stack(record["obs"]),
-        actions=np.stack(record["act"]).astype(np.float32),
-        rewards=np.asarray(record["rew"]),
-        terminations=np.asarray(record["term"]),
-        truncations=np.asarray(record["trunc"]),
-    )
 
 
 # --------------------------------------------------------------------------------------------
