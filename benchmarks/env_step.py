@@ -1,10 +1,17 @@
-"""How long the MuJoCo environments' own ``step()`` takes: the floor under `make data`'s time.
+"""How long a MuJoCo environment step takes: the floor under `make data`'s time.
 
-Every dataset recipe collects 1M steps, so a rebuild can be no faster than the environments'
-``step()`` calls themselves. This times only those calls (one process, nothing else running),
-driven by the actions each recipe uses: uniformly random ones, and the medium behavior policy
-(an upright Hopper simulates differently from a falling one). ``summary.environment_floor``
-turns it into the minimum wall time of the recorded rebuild.
+Every dataset recipe collects 1M steps, so a rebuild can be no faster than MuJoCo's physics
+itself. For each task and each kind of actions a recipe uses (uniformly random ones, and the
+medium behavior policy: an upright Hopper simulates differently from a falling one), this
+times, per environment step, one process at a time:
+
+* ``gymnasium_step_us``: gymnasium's ``env.step``, one environment;
+* ``lockstep_step_us``: ``LockstepEnvs.step`` with the recipes' 8 environments, which is what
+  the collection runs (the policy call is not counted);
+* ``physics_us``: of that, MuJoCo's ``mj_step`` alone.
+
+``summary.environment_floor`` turns the physics time into the least wall time of the recorded
+rebuild.
 
 Usage: ``python benchmarks/env_step.py [--steps 20000]``
 """
@@ -14,28 +21,32 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import gymnasium as gym
+import mujoco
 import numpy as np
 
+from ssmrl_lib.data.lockstep import LockstepEnvs
 from ssmrl_lib.data.recipes import choose_checkpoint, load_actor
 from ssmrl_lib.envs import TASKS, LocomotionTask
 from ssmrl_lib.report.provenance import benchmark_record
 
 RESULTS = Path(__file__).parent / "results"
+N_ENVS = 8  # the recipes' default
+
+BatchActor = Callable[[np.ndarray], np.ndarray]
 
 
-def step_seconds(
-    gym_id: str, act: Callable[[np.ndarray], np.ndarray], steps: int, seed: int = 0
-) -> float:
+def gymnasium_step_seconds(gym_id: str, act: BatchActor, steps: int, seed: int = 0) -> float:
     """Mean seconds per ``env.step`` over ``steps`` steps, resets not counted."""
     env = gym.make(gym_id, disable_env_checker=True)
     obs, _ = env.reset(seed=seed)
     spent, episode = 0.0, 0
     for _ in range(steps):
-        action = act(obs)
+        action = act(obs[None])[0]
         started = time.perf_counter()
         obs, _, terminated, truncated, _ = env.step(action)
         spent += time.perf_counter() - started
@@ -46,14 +57,50 @@ def step_seconds(
     return spent / steps
 
 
-def actors_for(task: LocomotionTask) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
-    """The actions of the random recipe and of the medium behavior policy."""
+def lockstep_step_seconds(gym_id: str, act: BatchActor, steps: int, seed: int = 0) -> float:
+    """Mean seconds per environment step of ``LockstepEnvs.step`` over about ``steps``
+    environment steps, resets and policy calls not counted."""
+    envs = LockstepEnvs(gym_id, N_ENVS)
+    obs = np.stack([envs.reset(slot, seed + slot) for slot in range(N_ENVS)])
+    spent, episode = 0.0, N_ENVS
+    for _ in range(steps // N_ENVS):
+        actions = act(obs)
+        started = time.perf_counter()
+        obs, _, terminated, truncated = envs.step(actions)
+        spent += time.perf_counter() - started
+        for slot in np.flatnonzero(terminated | truncated):
+            obs[slot] = envs.reset(slot, seed + episode)
+            episode += 1
+    envs.close()
+    return spent / (steps // N_ENVS * N_ENVS)
+
+
+@contextmanager
+def physics_timer() -> Iterator[list[float]]:
+    """Seconds spent in ``mujoco.mj_step`` while the block runs (in ``timer[0]``)."""
+    real_step, spent = mujoco.mj_step, [0.0]
+
+    def timed_step(*args, **kwargs) -> None:
+        started = time.perf_counter()
+        real_step(*args, **kwargs)
+        spent[0] += time.perf_counter() - started
+
+    mujoco.mj_step = timed_step
+    try:
+        yield spent
+    finally:
+        mujoco.mj_step = real_step
+
+
+def actors_for(task: LocomotionTask) -> dict[str, BatchActor]:
+    """The actions of the random recipe and of the medium behavior policy, for a batch."""
     space = gym.make(task.gym_id).action_space
     rng = np.random.default_rng(0)
     medium = load_actor(choose_checkpoint(task, "medium").path, task)
     return {
-        "random": lambda _obs: rng.uniform(space.low, space.high).astype(space.dtype),
-        "medium policy": lambda obs: medium(obs[None])[0],
+        "random": lambda obs: rng.uniform(space.low, space.high, (len(obs), *space.shape))
+        .astype(space.dtype),
+        "medium policy": medium,
     }
 
 
@@ -66,11 +113,18 @@ def main() -> None:
     rows = []
     for name, task in TASKS.items():
         for actions, act in actors_for(task).items():
-            seconds = step_seconds(task.gym_id, act, args.steps)
-            rows.append({"env": name, "actions": actions, "microseconds_per_step":
-                         round(seconds * 1e6, 1)})
-            print(f"{task.gym_id:15} {actions:14} {seconds * 1e6:7.1f} µs per step")
-    record = {"benchmark": "env_step", "steps": args.steps, "rows": rows,
+            gymnasium_us = gymnasium_step_seconds(task.gym_id, act, args.steps) * 1e6
+            lockstep_us = lockstep_step_seconds(task.gym_id, act, args.steps) * 1e6
+            with physics_timer() as physics:
+                lockstep_step_seconds(task.gym_id, act, args.steps)
+            physics_us = physics[0] / (args.steps // N_ENVS * N_ENVS) * 1e6
+            rows.append({"env": name, "actions": actions,
+                         "gymnasium_step_us": round(gymnasium_us, 1),
+                         "lockstep_step_us": round(lockstep_us, 1),
+                         "physics_us": round(physics_us, 1)})
+            print(f"{task.gym_id:15} {actions:14} env.step {gymnasium_us:6.1f}  lockstep "
+                  f"{lockstep_us:6.1f}  mj_step {physics_us:6.1f} µs per step")
+    record = {"benchmark": "env_step", "steps": args.steps, "n_envs": N_ENVS, "rows": rows,
               "machine": benchmark_record()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n")

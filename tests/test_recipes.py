@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 
 import minari
 import numpy as np
@@ -279,6 +280,34 @@ def test_rebuild_workers_get_one_blas_thread_and_the_environment_is_restored(mon
     assert "OPENBLAS_NUM_THREADS" not in os.environ and os.environ["OMP_NUM_THREADS"] == "4"
 
 
+def test_medium_expert_starts_once_its_halves_are_built_not_after_every_other_job(monkeypatch):
+    """Two workers: hopper medium-expert must wait for hopper medium and expert, and then runs
+    on the first free worker while the slow walker2d job is still going."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    events, gate = [], threading.Event()
+
+    def fake_run(job, store, progress=False):
+        events.append(("start", job.name))
+        if job.env == "walker2d":
+            gate.wait(timeout=10)  # finishes only once medium-expert has started
+        if job.quality == "medium-expert":
+            gate.set()
+        events.append(("end", job.name))
+        return rebuild.BuildOutcome(job.name, "built")
+
+    monkeypatch.setattr(rebuild, "_run", fake_run)
+    todo = [rebuild.BuildJob("walker2d", "random"), rebuild.BuildJob("hopper", "medium-expert"),
+            rebuild.BuildJob("hopper", "medium"), rebuild.BuildJob("hopper", "expert")]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        names = [o.name for o in rebuild._scheduled(pool, todo, "unused", workers=2)]
+    assert sorted(names) == sorted(job.name for job in todo)
+    start = events.index(("start", "ssmrl/hopper/medium-expert-v0"))
+    assert ("end", "ssmrl/hopper/medium-v0") in events[:start]
+    assert ("end", "ssmrl/hopper/expert-v0") in events[:start]
+    assert ("end", "ssmrl/walker2d/random-v0") not in events[:start]
+
+
 def labelled_policies(hopper_policy, tmp_path):
     """The tiny test policy twice: evaluated at medium level (44) and, relabelled, expert (95)."""
     policy_dir = tmp_path / "labelled" / "hopper"
@@ -380,9 +409,12 @@ def test_recorded_rebuild_benchmark_shows_each_dataset_and_the_verdict(tmp_path)
 
     steps = tmp_path / "env_step.json"
     steps.write_text(json.dumps({"rows": [
-        {"env": "hopper", "actions": "random", "microseconds_per_step": 240.0},
-        {"env": "hopper", "actions": "medium policy", "microseconds_per_step": 120.0}]}))
+        {"env": "hopper", "actions": "random", "gymnasium_step_us": 360.0,
+         "lockstep_step_us": 300.0, "physics_us": 240.0},
+        {"env": "hopper", "actions": "medium policy", "gymnasium_step_us": 1.0,
+         "lockstep_step_us": 1.0, "physics_us": 1.0}]}))
     floor = environment_floor(path, steps)  # 1M random steps at 240 µs on 2 workers: 2 min
-    assert "alone take **2.0 min** of it on 2 cores (1.0M steps" in floor
-    assert "The other 14.0 min" in floor
+    assert "alone takes **2.0 min** of it on 2 cores (1.0M environment steps" in floor
+    assert "recipes use takes 2.5 min (gymnasium's own `env.step` would take 3.0 min)" in floor
+    assert "The other 13.5 min" in floor
     assert environment_floor(path, tmp_path / "missing.json") is None

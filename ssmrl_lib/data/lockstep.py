@@ -63,10 +63,23 @@ class LockstepEnvs:
         self.observation_space = self.envs[0].observation_space
         self.action_space = self.envs[0].action_space
         self.dt = first.dt
+        # The task's own settings (gymnasium's defaults for these ids).
+        self.weights = {"forward": first._forward_reward_weight,
+                        "control": first._ctrl_cost_weight,
+                        "healthy": getattr(first, "_healthy_reward", 0.0)}
+        self.terminate_when_unhealthy = getattr(first, "_terminate_when_unhealthy", False)
+        self.ranges = {name: getattr(first, f"_healthy_{name}_range", None)
+                       for name in ("z", "angle", "state")}
         self.frame_skip = first.frame_skip
         self.elapsed = np.zeros(n_envs, dtype=np.int64)
         self.qpos = np.zeros((n_envs, first.model.nq))
         self.qvel = np.zeros((n_envs, first.model.nv))
+        # MuJoCo's arrays as numpy views, taken once: each attribute access makes a new view,
+        # which cost more than the rest of the per-environment loop.
+        self._simulations = [
+            (body.model, body.data, body.data.ctrl, body.data.qpos, body.data.qvel)
+            for body in self.bodies
+        ]
 
     def __len__(self) -> int:
         return len(self.envs)
@@ -75,45 +88,47 @@ class LockstepEnvs:
         """Reset one environment through gymnasium; its first observation."""
         observation, _ = self.envs[slot].reset(seed=seed)
         self.elapsed[slot] = 0
-        self.qpos[slot] = self.bodies[slot].data.qpos
+        self.qpos[slot] = self._simulations[slot][3]
         return observation
 
     def step(
         self, actions: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         x_before = self.qpos[:, 0].copy()
-        for slot, body in enumerate(self.bodies):
-            body.data.ctrl[:] = actions[slot]
-            mujoco.mj_step(body.model, body.data, nstep=self.frame_skip)
-            self.qpos[slot] = body.data.qpos
-            self.qvel[slot] = body.data.qvel
+        for slot, (model, data, ctrl, qpos, qvel) in enumerate(self._simulations):
+            ctrl[:] = actions[slot]
+            mujoco.mj_step(model, data, nstep=self.frame_skip)
+            self.qpos[slot] = qpos
+            self.qvel[slot] = qvel
         self.elapsed += 1
-        first = self.bodies[0]
-        velocity = np.clip(self.qvel, -10, 10) if self.rules.clip_velocity else self.qvel
+        # np.clip's result, without its dispatch overhead (same values, NaN included)
+        velocity = (
+            np.minimum(np.maximum(self.qvel, -10.0), 10.0) if self.rules.clip_velocity
+            else self.qvel
+        )
         observations = np.concatenate((self.qpos[:, 1:], velocity), axis=1)
         x_velocity = (self.qpos[:, 0] - x_before) / self.dt
-        forward_reward = first._forward_reward_weight * x_velocity
-        # Like gymnasium: the float32 actions give a float32 control cost.
-        control_cost = first._ctrl_cost_weight * np.sum(np.square(actions), axis=1)
+        forward_reward = self.weights["forward"] * x_velocity
+        # Like gymnasium: float32 actions give a float32 control cost.
+        control_cost = self.weights["control"] * np.square(actions).sum(axis=1)
         if self.rules.health == "none":
             rewards = forward_reward - control_cost
             terminated = np.zeros(len(self), dtype=bool)
         else:
             healthy = self._healthy()
-            rewards = (forward_reward + healthy * first._healthy_reward) - control_cost
-            terminated = ~healthy & first._terminate_when_unhealthy
+            rewards = (forward_reward + healthy * self.weights["healthy"]) - control_cost
+            terminated = ~healthy & self.terminate_when_unhealthy
         truncated = self.elapsed >= self.max_episode_steps
         return observations, rewards, terminated, truncated
 
     def _healthy(self) -> np.ndarray:
-        first = self.bodies[0]
         z, angle = self.qpos[:, 1], self.qpos[:, 2]
-        (min_z, max_z), (min_angle, max_angle) = first._healthy_z_range, first._healthy_angle_range
+        (min_z, max_z), (min_angle, max_angle) = self.ranges["z"], self.ranges["angle"]
         healthy = (min_z < z) & (z < max_z) & (min_angle < angle) & (angle < max_angle)
         if self.rules.health == "hopper":
-            min_state, max_state = first._healthy_state_range
+            min_state, max_state = self.ranges["state"]
             state = np.concatenate((self.qpos, self.qvel), axis=1)[:, 2:]
-            healthy &= np.all((min_state < state) & (state < max_state), axis=1)
+            healthy &= ((min_state < state) & (state < max_state)).all(axis=1)
         return healthy
 
     def close(self) -> None:

@@ -14,7 +14,7 @@ import multiprocessing
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,7 +37,7 @@ from ssmrl_lib.paths import environment
 # writes ~45k short episodes for Hopper and Walker2d) times the cost of a step (Hopper's and
 # Walker2d's RK4 integrator makes their steps about three times HalfCheetah's).
 _RECIPE_COST = {"random": 1.2, "medium": 1.0, "expert": 1.0, "medium-replay": 0.05,
-                "medium-expert": 0.1}  # made from the stored medium and expert, in a second wave
+                "medium-expert": 0.1}  # made from the stored medium and expert, once both are built
 _STEP_COST = {"hopper": 3.0, "walker2d": 3.0, "halfcheetah": 1.0}
 # Each worker runs single-threaded BLAS: a policy's small matrix products gain nothing from a
 # second thread, whose spinning would take the other worker's core.
@@ -138,22 +138,21 @@ def rebuild_datasets(
                 job = replace(job, overwrite=True)
             todo.append(job)
     todo.sort(key=lambda job: -_RECIPE_COST[job.quality] * _STEP_COST.get(job.env, 1.0))
-    # medium-expert comes last: it is made from the medium and expert datasets built before it.
-    waves = [[job for job in todo if job.quality != "medium-expert"],
-             [job for job in todo if job.quality == "medium-expert"]]
     store = str(minari.storage.get_dataset_path())
     with ExitStack() as stack:
         # Bars only on a terminal (disable=None), so errors stay one line in logs.
         many = None if len(todo) > 1 else True
         bar = stack.enter_context(tqdm(total=len(todo), desc="datasets", disable=many))
         if jobs == 1 or len(todo) <= 1:
-            results = (_run(job, store, progress=True) for wave in waves for job in wave)
+            # medium-expert last: it is made from the medium and expert datasets built before it
+            in_order = sorted(todo, key=lambda job: job.quality == "medium-expert")
+            results = (_run(job, store, progress=True) for job in in_order)
         else:
             stack.enter_context(environment(_ONE_THREAD))  # inherited by the workers
             pool = stack.enter_context(ProcessPoolExecutor(
                 max_workers=jobs, mp_context=multiprocessing.get_context("spawn")
             ))
-            results = _in_waves(pool, waves, store)
+            results = _scheduled(pool, todo, store, jobs)
         for outcome in results:
             outcomes[outcome.name] = outcome
             bar.update()
@@ -165,9 +164,25 @@ def rebuild_datasets(
     return [outcomes[name] for name in order]
 
 
-def _in_waves(pool: ProcessPoolExecutor, waves: list[list[BuildJob]], store: str):
-    """Outcomes as jobs finish; a wave starts when the one before it has finished."""
-    for wave in waves:
-        futures = [pool.submit(_run, job, store) for job in wave]
-        yield from (future.result() for future in as_completed(futures))
+def _scheduled(pool: ProcessPoolExecutor, todo: list[BuildJob], store: str, workers: int):
+    """Outcomes as jobs finish. Jobs start in ``todo``'s order, one per free worker, except that
+    a medium-expert job waits until the medium and expert datasets it is made from (when they
+    are being built too) are done; it then fills a worker's idle end instead of a wave of its own.
+    """
+    pending, running, done = list(todo), {}, set()
+    building = {job.name for job in todo}
 
+    def ready(job: BuildJob) -> bool:
+        if job.quality != "medium-expert":
+            return True
+        parts = (replace(job, quality=part).name for part in ("medium", "expert"))
+        return all(name in done or name not in building for name in parts)
+
+    while pending or running:
+        while len(running) < workers and (job := next(filter(ready, pending), None)):
+            pending.remove(job)
+            running[pool.submit(_run, job, store)] = job
+        finished, _ = wait(running, return_when=FIRST_COMPLETED)
+        for future in finished:
+            done.add(running.pop(future).name)
+            yield future.result()

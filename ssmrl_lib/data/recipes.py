@@ -48,7 +48,7 @@ from ssmrl_lib.data.behavior import (
 )
 from ssmrl_lib.data.lockstep import LockstepEnvs
 from ssmrl_lib.data.minari_write import create_dataset
-from ssmrl_lib.envs import LocomotionTask, normalized_score
+from ssmrl_lib.envs import TASKS, LocomotionTask, normalized_score
 from ssmrl_lib.errors import SsmrlError, check_choice
 from ssmrl_lib.paths import environment, shown
 from ssmrl_lib.report.provenance import git_commit
@@ -57,21 +57,29 @@ from ssmrl_lib.runs.store import atomic_write_bytes
 QUALITIES = ("random", "medium", "medium-replay", "medium-expert", "expert")
 DEFAULT_STEPS = 1_000_000
 
-# Mean normalized score of the episodes of D4RL's v2 gym datasets (fu2020d4rl), the numbers our
-# datasets stand in for; "medium" is also the level the medium checkpoint is chosen at.
-# Not verified: these are the commonly quoted dataset statistics (hopper/halfcheetah/walker2d
-# medium ~44/~40/~62, as in the issue); no public source stating them could be found offline
-# (D4RL issue #124 asks for exactly these numbers and is unanswered). The reference returns that
-# normalize them are D4RL's own (``REF_MIN_SCORE``/``REF_MAX_SCORE`` in d4rl/infos.py, see
-# ``ssmrl_lib.envs``). With network access, recompute them from D4RL's v2 hdf5 files, cutting
-# episodes at terminals | timeouts (the Datasets chapter says so beside the column).
+# Mean return of the episodes of D4RL's v2 gym datasets (fu2020d4rl), the datasets ours stand
+# in for. Computed from D4RL's own v2 hdf5 files, episodes cut at terminals | timeouts (the
+# Decision Transformer's split), unfinished last episode dropped: the "Trajectory rewards: mean"
+# line of each log in github.com/YuweiYin/UBC_CPSC_533V, Project/log/get_offline_data/
+# <env>-<quality>.log at commit 9f2592a660f980272228f4b79a629caa7e6b6ec4 (a course project; D4RL
+# itself publishes no such table, see D4RL issue #124). Normalized with D4RL's reference returns
+# (``ssmrl_lib.envs``), they give the commonly quoted dataset scores (hopper/halfcheetah/walker2d
+# medium 44.3/40.7/62.1), except halfcheetah medium-expert 64.4 (quoted 64.3) and walker2d
+# expert 107.1 (quoted 106.9).
+D4RL_DATASET_RETURNS: dict[str, dict[str, float]] = {
+    "hopper": {"random": 18.40, "medium": 1422.06, "medium-replay": 467.30,
+               "medium-expert": 2089.88, "expert": 3511.36},
+    "halfcheetah": {"random": -288.80, "medium": 4770.33, "medium-replay": 3093.29,
+                    "medium-expert": 7713.38, "expert": 10656.43},
+    "walker2d": {"random": 1.87, "medium": 2852.09, "medium-replay": 682.70,
+                 "medium-expert": 3796.57, "expert": 4920.51},
+}
+# The same as normalized scores, to one decimal as D4RL's tables quote them; "medium" is also the
+# level the medium checkpoint is chosen at.
 D4RL_DATASET_SCORES: dict[str, dict[str, float]] = {
-    "hopper": {"random": 1.2, "medium": 44.3, "medium-replay": 15.0, "medium-expert": 64.8,
-               "expert": 108.5},
-    "halfcheetah": {"random": 0.0, "medium": 40.7, "medium-replay": 27.2, "medium-expert": 64.3,
-                    "expert": 88.1},
-    "walker2d": {"random": 0.0, "medium": 62.1, "medium-replay": 14.8, "medium-expert": 82.7,
-                 "expert": 106.9},
+    env: {quality: round(float(normalized_score(TASKS[env], mean_return)), 1)
+          for quality, mean_return in returns.items()}
+    for env, returns in D4RL_DATASET_RETURNS.items()
 }
 MEDIUM_TOLERANCE = 0.25  # a medium checkpoint scores within ±25 % of the medium target
 EXPERT_LEVEL = 90.0  # normalized score a checkpoint must reach to be called expert
@@ -251,7 +259,8 @@ def collect_episodes(
         truncations[slots, lengths] = truncated
         lengths += 1
         observations[slots, lengths] = new_obs
-        for slot in np.flatnonzero(terminated | truncated):
+        ended = terminated | truncated
+        for slot in ended.nonzero()[0] if ended.any() else ():
             finished[int(episode_of_slot[slot])] = episode(slot)
             start(slot)
         # Keep the contiguous prefix of finished episodes, in start order.

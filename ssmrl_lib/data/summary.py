@@ -222,30 +222,32 @@ def rebuild_benchmark(path: Path) -> tuple[pd.DataFrame, str] | None:
 
 
 def environment_floor(build_path: Path, step_path: Path) -> str | None:
-    """A sentence: how much of the recorded rebuild the environments' own ``step()`` calls need
-    (``benchmarks/env_step.py``); None if either benchmark is missing."""
+    """A sentence: how much of the recorded rebuild MuJoCo's physics and the environments'
+    steps need (``benchmarks/env_step.py``); None if either benchmark is missing."""
     if not (Path(build_path).is_file() and Path(step_path).is_file()):
         return None
     build = json.loads(Path(build_path).read_text())
     step_record = json.loads(Path(step_path).read_text())
-    cost = {(row["env"], row["actions"]): row["microseconds_per_step"]
-            for row in step_record["rows"]}
     built = {entry["name"]: entry["transitions"] for entry in build["datasets"]
              if entry["status"] == "built"}
-    steps, microseconds = 0, 0.0
-    for (env, actions), per_step in cost.items():
+    steps = 0
+    minutes = {"physics_us": 0.0, "lockstep_step_us": 0.0, "gymnasium_step_us": 0.0}
+    for row in step_record["rows"]:
         # medium-replay and medium-expert step no environment; expert at the medium's rate
-        qualities = ("random",) if actions == "random" else ("medium", "expert")
+        qualities = ("random",) if row["actions"] == "random" else ("medium", "expert")
         for quality in qualities:
-            transitions = built.get(dataset_id(get_task(env), quality), 0)
+            transitions = built.get(dataset_id(get_task(row["env"]), quality), 0)
             steps += transitions
-            microseconds += transitions * per_step
-    floor = microseconds / 1e6 / build["jobs"] / 60
+            for column in minutes:
+                minutes[column] += transitions * row[column] / 1e6 / build["jobs"] / 60
+    rest = build["wall_seconds"] / 60 - minutes["lockstep_step_us"]
     return (
-        f"The environments' own `step()` calls alone take **{floor:.1f} min** of it on "
-        f"{build['jobs']} cores ({steps / 1e6:.1f}M steps, timed one process at a time by "
-        "`benchmarks/env_step.py`, expert steps at the medium policy's rate), so no rebuild here "
-        f"can be faster. The other {build['wall_seconds'] / 60 - floor:.1f} min are spent on "
-        "two jobs slowing each other down, writing the episodes and the collection loop (not "
-        "broken down further)."
+        f"MuJoCo's physics (`mj_step`) alone takes **{minutes['physics_us']:.1f} min** of it on "
+        f"{build['jobs']} cores ({steps / 1e6:.1f}M environment steps, timed one process at a "
+        "time by `benchmarks/env_step.py`, expert steps at the medium policy's rate), so no "
+        "rebuild here can be faster. The lockstep stepping the recipes use takes "
+        f"{minutes['lockstep_step_us']:.1f} min (gymnasium's own `env.step` would take "
+        f"{minutes['gymnasium_step_us']:.1f} min). The other {rest:.1f} min are spent on the "
+        "two jobs slowing each other down, resets, policy inference, writing the episodes and "
+        "the collection loop (not broken down further)."
     )
