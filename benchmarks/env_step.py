@@ -8,7 +8,11 @@ times, per environment step, one process at a time:
 * ``gymnasium_step_us``: gymnasium's ``env.step``, one environment;
 * ``lockstep_step_us``: ``LockstepEnvs.step`` with the recipes' 8 environments, which is what
   the collection runs (the policy call is not counted);
-* ``physics_us``: of that, MuJoCo's ``mj_step`` alone.
+* ``physics_us``: of that, MuJoCo's ``mj_step`` alone (timed in the same run; the timer adds
+  well under a microsecond per step to both).
+
+Each figure is the median of ``--repeats`` runs: this machine's speed drifts by several
+percent from minute to minute.
 
 ``summary.environment_floor`` turns the physics time into the least wall time of the recorded
 rebuild.
@@ -57,22 +61,26 @@ def gymnasium_step_seconds(gym_id: str, act: BatchActor, steps: int, seed: int =
     return spent / steps
 
 
-def lockstep_step_seconds(gym_id: str, act: BatchActor, steps: int, seed: int = 0) -> float:
+def lockstep_step_seconds(
+    gym_id: str, act: BatchActor, steps: int, seed: int = 0
+) -> tuple[float, float]:
     """Mean seconds per environment step of ``LockstepEnvs.step`` over about ``steps``
-    environment steps, resets and policy calls not counted."""
+    environment steps (resets and policy calls not counted), and of that in ``mj_step``."""
     envs = LockstepEnvs(gym_id, N_ENVS)
     obs = np.stack([envs.reset(slot, seed + slot) for slot in range(N_ENVS)])
     spent, episode = 0.0, N_ENVS
-    for _ in range(steps // N_ENVS):
-        actions = act(obs)
-        started = time.perf_counter()
-        obs, _, terminated, truncated = envs.step(actions)
-        spent += time.perf_counter() - started
-        for slot in np.flatnonzero(terminated | truncated):
-            obs[slot] = envs.reset(slot, seed + episode)
-            episode += 1
+    with physics_timer() as physics:
+        for _ in range(steps // N_ENVS):
+            actions = act(obs)
+            started = time.perf_counter()
+            obs, _, terminated, truncated = envs.step(actions)
+            spent += time.perf_counter() - started
+            for slot in np.flatnonzero(terminated | truncated):
+                obs[slot] = envs.reset(slot, seed + episode)
+                episode += 1
     envs.close()
-    return spent / (steps // N_ENVS * N_ENVS)
+    stepped = steps // N_ENVS * N_ENVS
+    return spent / stepped, physics[0] / stepped
 
 
 @contextmanager
@@ -107,24 +115,30 @@ def actors_for(task: LocomotionTask) -> dict[str, BatchActor]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20_000)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=RESULTS / "env_step_cpu.json")
     args = parser.parse_args()
 
     rows = []
     for name, task in TASKS.items():
         for actions, act in actors_for(task).items():
-            gymnasium_us = gymnasium_step_seconds(task.gym_id, act, args.steps) * 1e6
-            lockstep_us = lockstep_step_seconds(task.gym_id, act, args.steps) * 1e6
-            with physics_timer() as physics:
-                lockstep_step_seconds(task.gym_id, act, args.steps)
-            physics_us = physics[0] / (args.steps // N_ENVS * N_ENVS) * 1e6
+            gymnasium, lockstep, physics = [], [], []
+            for _ in range(args.repeats):
+                gymnasium.append(gymnasium_step_seconds(task.gym_id, act, args.steps))
+                step, in_physics = lockstep_step_seconds(task.gym_id, act, args.steps)
+                lockstep.append(step)
+                physics.append(in_physics)
+            gymnasium_us, lockstep_us, physics_us = (
+                float(np.median(times)) * 1e6 for times in (gymnasium, lockstep, physics)
+            )
             rows.append({"env": name, "actions": actions,
                          "gymnasium_step_us": round(gymnasium_us, 1),
                          "lockstep_step_us": round(lockstep_us, 1),
                          "physics_us": round(physics_us, 1)})
             print(f"{task.gym_id:15} {actions:14} env.step {gymnasium_us:6.1f}  lockstep "
                   f"{lockstep_us:6.1f}  mj_step {physics_us:6.1f} µs per step")
-    record = {"benchmark": "env_step", "steps": args.steps, "n_envs": N_ENVS, "rows": rows,
+    record = {"benchmark": "env_step", "steps": args.steps, "repeats": args.repeats,
+              "n_envs": N_ENVS, "rows": rows,
               "machine": benchmark_record()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n")
