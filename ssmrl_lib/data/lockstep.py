@@ -1,8 +1,9 @@
 """Gymnasium's MuJoCo locomotion tasks stepped in lockstep, with the same numbers as ``env.step``.
 
 Why: a D4RL dataset is a million environment steps, and on the 2-core machine here about a
-fifth of each Hopper step is gymnasium's per-environment Python (observation, reward, two
-health checks, the time-limit and order wrappers), on top of MuJoCo's physics. Here each
+quarter of each Hopper ``env.step`` is gymnasium's per-environment Python (observation, reward,
+two health checks, the time-limit and order wrappers) on top of MuJoCo's physics
+(``benchmarks/env_step.py``). Here each
 environment is still gymnasium's own: its model and data, reset by its own ``reset(seed=...)``,
 and advanced by the same ``mj_step(model, data, nstep=frame_skip)`` call as ``env.step``. Only
 what ``step`` computes from the new state (observation, reward, termination, the 1000-step
@@ -94,6 +95,8 @@ class LockstepEnvs:
     def step(
         self, actions: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Apply ``actions[i]`` to environment ``i``; observations, rewards, terminated and
+        truncated of all environments."""
         x_before = self.qpos[:, 0].copy()
         for slot, (model, data, ctrl, qpos, qvel) in enumerate(self._simulations):
             ctrl[:] = actions[slot]
