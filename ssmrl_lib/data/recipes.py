@@ -259,8 +259,7 @@ def collect_episodes(
         truncations[slots, lengths] = truncated
         lengths += 1
         observations[slots, lengths] = new_obs
-        ended = terminated | truncated
-        for slot in ended.nonzero()[0] if ended.any() else ():
+        for slot in np.flatnonzero(terminated | truncated):
             finished[int(episode_of_slot[slot])] = episode(slot)
             start(slot)
         # Keep the contiguous prefix of finished episodes, in start order.
