@@ -91,3 +91,20 @@ def test_absent_environments_say_why(tmp_path, monkeypatch):
     assert [line.split("**")[1] for line in lines] == ["halfcheetah", "walker2d"]
     assert "`ssmrl/walker2d/medium-v0` is not built: no evaluated behavior policy" in lines[1]
     assert absent_envs_markdown(("hopper", "halfcheetah", "walker2d"), "x/{env}/y-v0") == ""
+
+
+def test_settings_table_lists_only_the_differences_as_written_in_a_config():
+    from dataclasses import dataclass
+
+    from ssmrl_lib.report.tables import settings_table
+
+    @dataclass
+    class Settings:
+        steps: int
+        learning_rate: float
+        seeds: int
+
+    table = settings_table(Settings(400, 0.002, 3), Settings(100_000, 5e-05, 3))
+    assert table["setting"].tolist() == ["steps", "learning_rate"]
+    assert table["this run"].tolist() == ["400", "0.002"]
+    assert table["paper scale (full)"].tolist() == ["100000", "5e-05"]

@@ -208,6 +208,8 @@ def rebuild_benchmark(path: Path) -> tuple[pd.DataFrame, str] | None:
         }
         for entry in record["datasets"]
     ])
+    # Whole numbers, blank where a recipe was skipped (not 44971.000000 and nan).
+    frame = frame.astype({"episodes": "Int64", "transitions": "Int64", "seconds": "Int64"})
     minutes, target = record["wall_seconds"] / 60, record["target_seconds"] / 60
     verdict = "within" if minutes <= target else "over"
     built = frame[frame["status"] == "built"]

@@ -153,9 +153,14 @@ def settings_table(settings: Any, paper: Any) -> pd.DataFrame:
     import dataclasses
 
     rows = [
-        {"setting": field.name, "this run": getattr(settings, field.name),
-         "paper scale (full)": getattr(paper, field.name)}
+        {"setting": field.name, "this run": _setting_text(getattr(settings, field.name)),
+         "paper scale (full)": _setting_text(getattr(paper, field.name))}
         for field in dataclasses.fields(settings)
         if getattr(settings, field.name) != getattr(paper, field.name)
     ]
     return pd.DataFrame(rows, columns=["setting", "this run", "paper scale (full)"])
+
+
+def _setting_text(value: Any) -> str:
+    """A setting as written in a config: 0.002 and 5e-05, not 0.002000 and 0.000050."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
