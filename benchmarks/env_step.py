@@ -34,7 +34,7 @@ import mujoco
 import numpy as np
 
 from ssmrl_lib.data.lockstep import LockstepEnvs
-from ssmrl_lib.data.recipes import choose_checkpoint, load_actor
+from ssmrl_lib.data.recipes import choose_checkpoint, load_actor, random_batch_policy
 from ssmrl_lib.envs import TASKS, LocomotionTask
 from ssmrl_lib.report.provenance import benchmark_record
 
@@ -85,7 +85,7 @@ def lockstep_step_seconds(
 
 @contextmanager
 def physics_timer() -> Iterator[list[float]]:
-    """Seconds spent in ``mujoco.mj_step`` while the block runs (in ``timer[0]``)."""
+    """Seconds spent in ``mujoco.mj_step`` while the block runs (the yielded list's one item)."""
     real_step, spent = mujoco.mj_step, [0.0]
 
     def timed_step(*args, **kwargs) -> None:
@@ -103,13 +103,8 @@ def physics_timer() -> Iterator[list[float]]:
 def actors_for(task: LocomotionTask) -> dict[str, BatchActor]:
     """The actions of the random recipe and of the medium behavior policy, for a batch."""
     space = gym.make(task.gym_id).action_space
-    rng = np.random.default_rng(0)
     medium = load_actor(choose_checkpoint(task, "medium").path, task)
-    return {
-        "random": lambda obs: rng.uniform(space.low, space.high, (len(obs), *space.shape))
-        .astype(space.dtype),
-        "medium policy": medium,
-    }
+    return {"random": random_batch_policy(space, seed=0), "medium policy": medium}
 
 
 def main() -> None:

@@ -335,7 +335,6 @@ def export_replay(
     return path
 
 
-
 def replay_episodes(path: Path, task: LocomotionTask) -> tuple[list[EpisodeBuffer], dict]:
     """The episodes of a ``replay_medium.npz`` and its metadata."""
     if not Path(path).is_file():
