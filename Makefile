@@ -9,7 +9,8 @@ ENVS := hopper halfcheetah walker2d
 # Minari's local store lives in the repository (git-ignored) unless the caller points elsewhere.
 export MINARI_DATASETS_PATH ?= $(CURDIR)/data/minari
 
-.PHONY: setup data policies notebooks book reproduce test lint unit smoke book-check bench clean
+.PHONY: setup data policies notebooks book reproduce test lint unit smoke book-check bench clean \
+	campaign campaign-status
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -82,6 +83,20 @@ bench: setup  ## speed/memory benchmarks; results under benchmarks/results/
 	$(BIN)/python benchmarks/ppo_throughput.py
 	$(BIN)/python benchmarks/env_step.py
 	$(BIN)/python benchmarks/dataset_build.py --jobs $(DATA_JOBS)
+
+# The campaign (campaign/plan.yaml) in the background, CAMPAIGN_JOBS runs at once, nice'd, one
+# torch thread each; it resumes where it stopped, so rerun it after any interruption.
+# Finished milestones land in data/runs/ (commit them); the log is data/campaign/campaign.log.
+CAMPAIGN_JOBS ?= 2
+CAMPAIGN_LOG := data/campaign/campaign.log
+campaign: data
+	mkdir -p $(dir $(CAMPAIGN_LOG))
+	nohup nice -n 10 $(BIN)/ssmrl campaign run --jobs $(CAMPAIGN_JOBS) --nice 0 \
+	  >> $(CAMPAIGN_LOG) 2>&1 < /dev/null & \
+	  echo "campaign started (pid $$!): log $(CAMPAIGN_LOG), progress: $(BIN)/ssmrl campaign status"
+
+campaign-status: setup
+	$(BIN)/ssmrl campaign status
 
 clean:
 	rm -rf $(SMOKE_DIR) book/_build
