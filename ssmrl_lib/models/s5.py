@@ -123,7 +123,8 @@ def hippo_eigendecomposition(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     The skew part ``S`` has ``-iS`` Hermitian, so ``eigh`` gives a unitary ``V`` (``V⁻¹ = Vᴴ``)
     and purely imaginary eigenvalues; the diagonal adds ``-1/2`` to every real part. ``eigh``
     sorts ascending, so the last ``n/2`` are the members of each pair with positive imaginary
-    part.
+    part. (popjaxrl keeps the first ``n/2``, the conjugates: that model is this one with C
+    conjugated, and C's distribution is unchanged by conjugation, so both initialise alike.)
     """
     normal = hippo_legs_normal(n)
     real = normal.diagonal().mean()
