@@ -159,6 +159,7 @@ def main() -> None:
     if len(args.repeats) != len(args.workloads):
         parser.error("give one --repeats value per workload")
     torch.set_num_threads(args.threads)
+    machine = benchmark_record()  # the code as it was when the timings started
     load_start = os.getloadavg()
 
     workloads = {}
@@ -196,7 +197,7 @@ def main() -> None:
         "workloads": workloads,
         "load_average_at_start": list(load_start),
         "load_average_at_end": list(os.getloadavg()),
-        "machine": benchmark_record(),
+        "machine": machine | {"load_average_1min": os.getloadavg()[0]},  # load when it finished
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
