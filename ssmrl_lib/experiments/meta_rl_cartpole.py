@@ -69,6 +69,7 @@ class MetaCartPoleSettings:
     s5_layers: int = 4
     s5_state: int = 256
     scan_backend: str = "associative"
+    s5_block: str = "authors"  # S5's residual block: authors (Lu et al.'s) | prenorm
     checkpoint_every: int = 10
 
 
@@ -91,6 +92,7 @@ PROFILES = {
         heads=(16,),
         s5_layers=1,
         s5_state=8,
+        s5_block="prenorm",  # the block these profiles' recorded runs used
         checkpoint_every=2,
     ),
     # About 4 CPU-minutes (measured on the book's 2-core machine, 1 torch thread, under load):
@@ -115,6 +117,7 @@ PROFILES = {
         heads=(64, 64),
         s5_layers=2,
         s5_state=64,
+        s5_block="prenorm",  # the block these profiles' recorded runs used
         checkpoint_every=4,
     ),
     "full": MetaCartPoleSettings(),

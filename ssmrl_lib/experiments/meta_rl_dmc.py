@@ -72,6 +72,7 @@ class MetaDMCSettings:
     s5_layers: int = 10
     s5_state: int = 256
     scan_backend: str = "associative"
+    s5_block: str = "authors"  # S5's residual block: authors (Lu et al.'s) | prenorm
     checkpoint_every: int = 10
 
 
@@ -95,6 +96,7 @@ PROFILES = {
         heads=(16,),
         s5_layers=1,
         s5_state=8,
+        s5_block="prenorm",  # the block these profiles' recorded runs used
         checkpoint_every=2,
     ),
     # About 5 CPU-minutes (measured on the book's 2-core machine, 1 torch thread, under load):
@@ -117,6 +119,7 @@ PROFILES = {
         heads=(64, 64),
         s5_layers=2,
         s5_state=64,
+        s5_block="prenorm",  # the block these profiles' recorded runs used
         checkpoint_every=4,
     ),
     "full": MetaDMCSettings(),

@@ -84,6 +84,7 @@ class PopgymSettings:
     s5_layers: int = 4
     s5_state: int = 256
     scan_backend: str = "associative"
+    s5_block: str = "authors"  # S5's residual block: authors (Lu et al.'s) | prenorm
     checkpoint_every: int = 10
     milestones: tuple = ()  # environment steps at which a run records a summary
 
@@ -104,6 +105,7 @@ PROFILES = {
         heads=(16,),
         s5_layers=1,
         s5_state=8,
+        s5_block="prenorm",  # the block these profiles' recorded runs used
         checkpoint_every=2,
     ),
     # About 10 CPU-minutes (measured, 1 torch thread): 30 runs of 32 updates of 2,048 steps.
@@ -124,6 +126,7 @@ PROFILES = {
         heads=(64, 64),
         s5_layers=2,
         s5_state=64,
+        s5_block="prenorm",  # the block these profiles' recorded runs used
         checkpoint_every=4,
     ),
     "full": PopgymSettings(milestones=PAPER_MILESTONES),

@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from ssmrl_lib.errors import SsmrlError, check_choice
 from ssmrl_lib.models.memory import STATE_BATCH_DIM, make_core
+from ssmrl_lib.models.s5 import S5_BLOCKS
 from ssmrl_lib.runs.store import RunDir
 
 # ----------------------------------------------------------------------------------------------
@@ -100,6 +101,12 @@ class NetworkConfig:
     s5_state: int = 256  # P; P/2 complex modes are kept
     scan_backend: str = "associative"
     activation: str = "leaky_relu"  # of the encoder and heads: leaky_relu | relu
+    # S5's residual block: "authors" (Lu et al.'s: full GLU, no norms) or "prenorm" (LayerNorm,
+    # half GLU), see models/s5.py. Runs recorded before the choice existed ran "prenorm".
+    s5_block: str = field(default="authors", metadata={"cache_key_omit_if": "prenorm"})
+
+    def __post_init__(self) -> None:
+        check_choice("S5 block", self.s5_block, S5_BLOCKS)
 
     @classmethod
     def from_settings(cls, settings: Any, core: str, **changes: Any) -> NetworkConfig:
@@ -148,7 +155,7 @@ class ActorCritic(nn.Module):
         self.encoder = _mlp([obs_dim, *config.encoder], config.activation)
         self.core = make_core(
             config.core, config.encoder[-1], config.hidden, config.s5_layers, config.s5_state,
-            config.scan_backend,
+            config.scan_backend, config.s5_block,
         )
         width = self.core.out_features
         self.actor = nn.Sequential(
