@@ -39,12 +39,8 @@ EXECUTORS = ("local", "ray")
 # What compute_run reports; a run another process holds is polled until it is done or free.
 COMPUTED, FOUND, BUSY = "computed", "found", "busy"
 POLL_S = 2.0
-# Worker processes: one thread per BLAS/OpenMP pool too, and no per-run progress bars
-# interleaving with the grid's (tqdm reads TQDM_* when it is imported).
-WORKER_ENVIRONMENT = {
-    "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-    "TQDM_DISABLE": "1",
-}
+# Worker processes: one thread per BLAS/OpenMP pool too.
+WORKER_ENVIRONMENT = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 # How default_executor() reads its options; executor_environment() writes them.
 ENVIRONMENT = {
     "executor": "SSMRL_EXECUTOR",
@@ -81,6 +77,23 @@ def torch_threads(threads: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def silence_progress_bars() -> None:
+    """In a worker process: the runs draw no bars of their own, which would interleave on the
+    driver's terminal (the grid's bar is the one progress bar). Every bar is turned off, also
+    those created with an explicit ``disable=False``."""
+    import tqdm.std
+
+    init = tqdm.std.tqdm.__init__
+    if getattr(init, "silenced", False):
+        return
+
+    def silenced_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **{**kwargs, "disable": True})
+
+    silenced_init.silenced = True
+    tqdm.std.tqdm.__init__ = silenced_init
 
 
 def run_label(spec: RunSpec, run: RunDir) -> str:
@@ -198,7 +211,8 @@ class _ProcessPool:
         self.store = store
         self.slots = jobs
         self.pool = ProcessPoolExecutor(
-            max_workers=jobs, mp_context=multiprocessing.get_context("spawn")
+            max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+            initializer=silence_progress_bars,
         )
 
     def submit(self, spec: RunSpec) -> Future:

@@ -30,6 +30,7 @@ from ssmrl_lib.runs.executor import (
     compute_run,
     drive_grid,
     run_label,
+    silence_progress_bars,
 )
 from ssmrl_lib.runs.store import RunStore
 
@@ -48,6 +49,7 @@ def _import_ray():
 
 
 def _task(spec: RunSpec, store: RunStore, threads: int) -> str:
+    silence_progress_bars()  # workers' output is forwarded to the driver
     return compute_run(spec, store, threads)
 
 
@@ -76,6 +78,7 @@ class _RayTasks:
             ready, _ = ray.wait(handles, num_returns=len(handles), timeout=0)
         outcomes = []
         for ref in ready:
+            label = self.labels.pop(ref)
             try:
                 outcomes.append((ref, ray.get(ref)))
             except ray.exceptions.RayTaskError as error:
@@ -85,10 +88,9 @@ class _RayTasks:
                 raise
             except ray.exceptions.RayError as error:
                 raise SsmrlError(
-                    f"run {self.labels[ref]}: Ray could not finish it ({type(error).__name__}, "
+                    f"run {label}: Ray could not finish it ({type(error).__name__}, "
                     f"after {self.max_retries} retries); rerun to resume it from its checkpoint"
                 ) from None
-            self.labels.pop(ref, None)
         return outcomes
 
     def stop(self) -> None:
@@ -123,23 +125,23 @@ class RayExecutor:
                 f"the ray executor needs an absolute run-store path, which every node sees "
                 f"(shared storage); got {str(store.root)!r}"
             )
+        self.ray = _import_ray()
         self.store = store
         self.address = address
         self.cpus_per_run = cpus_per_run
         self.gpus_per_run = gpus_per_run
         self.max_retries = max_retries
 
-    def _connect(self, ray: Any) -> None:
-        if ray.is_initialized():
+    def _connect(self) -> None:
+        if self.ray.is_initialized():
             return
         try:
-            ray.init(address=self.address, include_dashboard=False)
+            self.ray.init(address=self.address, include_dashboard=False)
         except ConnectionError as error:
             raise SsmrlError(f"cannot reach the Ray cluster at {self.address!r}: {error}") from None
 
     def run_all(self, specs: Sequence[RunSpec]) -> list[dict[str, Any]]:
-        ray = _import_ray()
-        self._connect(ray)
+        self._connect()
         environment = dict(WORKER_ENVIRONMENT)
         threads = max(1, int(self.cpus_per_run))
         environment.update(OMP_NUM_THREADS=str(threads))
@@ -152,4 +154,4 @@ class RayExecutor:
             "retry_exceptions": False,  # the run itself failed: do not
             "runtime_env": {"env_vars": environment},
         }
-        return drive_grid(specs, self.store, _RayTasks(ray, self.store, options, threads))
+        return drive_grid(specs, self.store, _RayTasks(self.ray, self.store, options, threads))
