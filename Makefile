@@ -40,9 +40,14 @@ policy-%: setup
 	nice -n 19 $(BIN)/ssmrl data train-policy --env $* --steps $(POLICY_STEPS)
 	$(BIN)/ssmrl data export-replay --env $* || echo "$*: replay not exported (see above)"
 
+# Where runs are computed: EXECUTOR=local (JOBS runs at a time, default the number of cores) or
+# EXECUTOR=ray (a local Ray instance, or the cluster at $RAY_ADDRESS); see the rerun page.
+EXECUTOR ?= local
+JOBS ?=
+EXECUTOR_FLAGS = --executor $(EXECUTOR) $(if $(JOBS),--jobs $(JOBS))
 notebooks: data  ## execute every notebook with papermill into book/
 	for nb in $(NOTEBOOKS); do \
-	  $(BIN)/ssmrl notebook $$nb -p profile $(PROFILE) || exit 1; \
+	  $(BIN)/ssmrl notebook $$nb -p profile $(PROFILE) $(EXECUTOR_FLAGS) || exit 1; \
 	done
 
 book: setup
@@ -83,6 +88,7 @@ bench: setup  ## speed/memory benchmarks; results under benchmarks/results/
 	$(BIN)/python benchmarks/ppo_throughput.py
 	$(BIN)/python benchmarks/env_step.py
 	$(BIN)/python benchmarks/dataset_build.py --jobs $(DATA_JOBS)
+	$(BIN)/python benchmarks/parallel_executor.py
 
 # The campaign (campaign/plan.yaml) in the background, CAMPAIGN_JOBS runs at once, nice'd, one
 # torch thread each; it resumes where it stopped, so rerun it after any interruption.

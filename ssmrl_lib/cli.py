@@ -100,11 +100,38 @@ def _data_export_replay(args: argparse.Namespace) -> None:
     print(f"exported {path}")
 
 
+def add_executor_options(parser: argparse.ArgumentParser) -> None:
+    """``--executor`` and its options, for every command that runs a grid of runs."""
+    group = parser.add_argument_group("executor (where runs are computed)")
+    group.add_argument("--executor", choices=("local", "ray"), default="local",
+                       help="local processes (default) or Ray tasks")
+    group.add_argument("--jobs", type=int,
+                       help="local: runs computed in parallel (default: the number of cores)")
+    group.add_argument("--address", help="ray: the cluster's address (default: $RAY_ADDRESS, "
+                       "else a local Ray instance)")
+    group.add_argument("--cpus-per-run", type=float, help="ray: CPUs per run (default 1)")
+    group.add_argument("--gpus-per-run", type=float,
+                       help="ray: GPUs per run, fractions allowed, e.g. 0.25 (default 0)")
+
+
+def executor_options(args: argparse.Namespace) -> dict:
+    """``add_executor_options``'s values as ``make_executor`` / ``executor_environment``
+    keyword arguments (``kind`` first)."""
+    return {"kind": args.executor, "jobs": args.jobs, "address": args.address,
+            "cpus_per_run": args.cpus_per_run, "gpus_per_run": args.gpus_per_run}
+
+
 def _notebook(args: argparse.Namespace) -> None:
     from ssmrl_lib.notebooks import BOOK_DIR, execute
+    from ssmrl_lib.paths import environment
+    from ssmrl_lib.runs import executor_environment, make_executor
 
+    make_executor(**executor_options(args))  # bad options fail here, not inside the kernel
     parameters = {key: yaml.safe_load(value) for key, value in args.parameter}
-    output = execute(args.name, parameters, Path(args.output_dir) if args.output_dir else BOOK_DIR)
+    with environment(executor_environment(**executor_options(args))):
+        output = execute(
+            args.name, parameters, Path(args.output_dir) if args.output_dir else BOOK_DIR
+        )
     print(f"executed {args.name} -> {output}")
 
 
@@ -233,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="notebook parameter (value parsed as YAML), repeatable",
     )
     notebook.add_argument("--output-dir", help="where the executed notebook goes (default book/)")
+    add_executor_options(notebook)
     notebook.set_defaults(handler=_notebook)
 
     campaign = commands.add_parser(
