@@ -24,8 +24,8 @@ from ssmrl_lib.runs import RunDir, RunSpec
 from ssmrl_lib.train.offline import TrainConfig, train_offline
 
 # Keys that measure where and how fast a run ran, not what it computed.
-MEASUREMENTS = {"wall_time_s", "train_time_s", "env_steps_per_s", "peak_memory", "hardware",
-                "commit", "versions"}
+MEASUREMENTS = {"wall_time_s", "wall_time_stretches_s", "cpu_time_s", "train_time_s",
+                "env_steps_per_s", "peak_memory", "hardware", "commit", "versions"}
 PAUSE_LIMIT_S = 120
 
 

@@ -98,7 +98,7 @@ def silence_progress_bars() -> None:
 
 def run_label(spec: RunSpec, run: RunDir) -> str:
     """How messages name a run: its experiment and directory under the run store."""
-    return f"{spec.experiment}/{run.path.name}"
+    return f"{spec.experiment}/{run.root.name}"
 
 
 def compute_run(spec: RunSpec, store: RunStore, threads: int = 1) -> str:
@@ -109,7 +109,7 @@ def compute_run(spec: RunSpec, store: RunStore, threads: int = 1) -> str:
     message names the run.
     """
     run = store.run_dir(spec.experiment, spec.config)
-    with RunLock(run.path) as lock:
+    with RunLock(run.root) as lock:
         if not lock.held:
             return BUSY
         if run.finished:
@@ -170,7 +170,7 @@ def drive_grid(
                 if runs[index].finished:
                     waiting.remove(index)
                     bar.update()
-                elif not held_elsewhere(runs[index].path):
+                elif not held_elsewhere(runs[index].root):
                     waiting.remove(index)
                     queue.append(index)
     except BaseException:
