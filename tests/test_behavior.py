@@ -55,6 +55,42 @@ def test_small_checkpoint_acts_like_the_sb3_model(tiny_policy):
     assert actor.meta["gym_id"] == "Hopper-v5" and actor.meta["step"] == 200
 
 
+def test_sampled_actions_are_the_sb3_actors_squashed_gaussian(tiny_policy):
+    import torch
+    from stable_baselines3 import SAC
+
+    state = read_state(tiny_policy)
+    model = SAC.load(tiny_policy / "state" / state["model"], device="cpu")
+    actor = ActorPolicy.load(tiny_policy / "checkpoints" / "step_00000200.npz")
+    assert actor.can_sample
+    obs = np.random.default_rng(1).normal(size=(6, 11)).astype(np.float32)
+    with torch.no_grad():
+        mean, log_std, _ = model.actor.get_action_dist_params(torch.from_numpy(obs))
+    rng = np.random.default_rng(7)
+    noise = np.random.default_rng(7).standard_normal((6, 3)).astype(np.float32)
+    expected = model.policy.unscale_action(
+        np.tanh(mean.numpy() + np.exp(log_std.numpy()) * noise))  # SB3's sample, same noise
+    np.testing.assert_allclose(actor.sampler(rng)(obs), expected, atol=1e-5)
+    # Draws differ from the mean action, and successive calls draw new noise.
+    act = actor.sampler(np.random.default_rng(0))
+    first, second = act(obs), act(obs)
+    assert not np.allclose(first, actor(obs)) and not np.allclose(first, second)
+
+
+def test_a_checkpoint_without_a_log_std_head_acts_but_cannot_sample(tiny_policy, tmp_path):
+    actor = ActorPolicy.load(tiny_policy / "checkpoints" / "step_00000200.npz")
+    with np.load(tiny_policy / "checkpoints" / "step_00000200.npz") as data:
+        old = {key: data[key] for key in data.files if "log_std" not in key}
+    path = tmp_path / "old.npz"
+    np.savez(path, **old)
+    older = ActorPolicy.load(path)
+    obs = np.zeros((2, 11), np.float32)
+    np.testing.assert_array_equal(older(obs), actor(obs))
+    assert not older.can_sample
+    with pytest.raises(SsmrlError, match="holds no log-std head"):
+        older.sampler(np.random.default_rng(0))
+
+
 def test_rerunning_resumes_and_closes_the_interrupted_episode(tiny_policy):
     lines = []
     train_policy(get_task("hopper"), 300, tiny_policy, log=lines.append, **TINY)

@@ -107,6 +107,42 @@ def test_medium_from_a_checkpoint_records_its_hash_and_score(hopper_policy):
         build_dataset(HOPPER, "expert", steps=50, n_envs=2, checkpoint=checkpoint)
 
 
+def test_sampled_collection_is_seeded_recorded_and_refused_without_a_log_std(
+    hopper_policy, tmp_path, store
+):
+    checkpoint = hopper_policy / "checkpoints" / "step_00000200.npz"
+    settings = dict(steps=120, n_envs=2, checkpoint=checkpoint, overwrite=True)
+    build_dataset(HOPPER, "medium", **settings)
+    mean = arrays("ssmrl/hopper/medium-v0")
+    build_dataset(HOPPER, "medium", action_sampling="sample", **settings)
+    sampled = arrays("ssmrl/hopper/medium-v0")
+    assert ssmrl_metadata("ssmrl/hopper/medium-v0")["action_sampling"] == "sample"
+    assert not np.allclose(sampled[0][1][0], mean[0][1][0])  # same first state, new action
+    build_dataset(HOPPER, "medium", action_sampling="sample", **settings)
+    assert_same_arrays(arrays("ssmrl/hopper/medium-v0"), sampled)
+
+    with np.load(checkpoint) as data:  # a checkpoint exported before log-stds were
+        old = {key: data[key] for key in data.files if "log_std" not in key}
+    older = tmp_path / "older.npz"
+    np.savez(older, **old)
+    with pytest.raises(SsmrlError, match="holds no log-std head"):
+        build_dataset(HOPPER, "medium", action_sampling="sample",
+                      **(settings | {"checkpoint": older}))
+    with pytest.raises(SsmrlError, match="unknown action sampling"):
+        build_dataset(HOPPER, "medium", action_sampling="mode", **settings)
+
+
+def test_a_dataset_collected_with_other_actions_than_the_recipe_is_outdated(
+    hopper_policy, tmp_path, monkeypatch
+):
+    policy_dir = labelled_policies(hopper_policy, tmp_path)
+    build_dataset(HOPPER, "medium", steps=60, n_envs=2, policy_dir=policy_dir)
+    assert recipes.outdated_reason(HOPPER, "medium", policy_dir) == ""
+    monkeypatch.setattr(recipes, "ACTION_SAMPLING", "sample")
+    assert recipes.outdated_reason(HOPPER, "medium", policy_dir) == (
+        "medium was collected with mean actions; the recipe now takes sample actions")
+
+
 def test_medium_replay_holds_the_exported_transitions(hopper_policy):
     build_dataset(HOPPER, "medium-replay", policy_dir=hopper_policy)
     stored = np.load(hopper_policy / recipes.REPLAY_FILE)

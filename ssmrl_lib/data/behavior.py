@@ -12,8 +12,8 @@ A policy directory (by default ``data/policies/<env>/``) holds
 * ``evaluations.csv``: one row per evaluation (every ``eval_every`` steps, ``eval_episodes``
   deterministic episodes): mean and std of the return and of the D4RL-normalized score, and
   the wall and CPU seconds spent so far (on a shared machine only the CPU time means much);
-* ``checkpoints/step_<N>.npz``: the policy's deterministic actor at each evaluation (small,
-  committed; see :class:`ActorPolicy`): the candidates for the ``medium`` policy;
+* ``checkpoints/step_<N>.npz``: the policy's actor at each evaluation (small, committed; see
+  :class:`ActorPolicy`): the candidates for the ``medium`` policy;
 * ``state/``: the full training state (SB3 model with optimizers, and the replay buffer),
   git-ignored, so that rerunning the same training resumes where it stopped;
 * ``replay_medium.npz``: after :func:`export_replay`, every transition the replay buffer saw
@@ -34,6 +34,7 @@ import os
 import pickle
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,8 +103,12 @@ def _algorithm_class(name: str) -> type:
 
 
 # --------------------------------------------------------------------------------------------
-# The deterministic actor, exported as a small numpy checkpoint
+# The actor, exported as a small numpy checkpoint
 # --------------------------------------------------------------------------------------------
+
+# SB3's clamp on the actor's log standard deviation (stable_baselines3/sac/policies.py and
+# sb3_contrib/tqc/policies.py: LOG_STD_MIN, LOG_STD_MAX).
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 
 
 def npz_bytes(**arrays: np.ndarray) -> bytes:
@@ -121,40 +126,85 @@ def npz_bytes(**arrays: np.ndarray) -> bytes:
 
 
 class ActorPolicy:
-    """The deterministic action of a SAC/TQC actor: ``tanh(mu(mlp(obs)))``, rescaled.
+    """A SAC/TQC actor: ``tanh(mu(mlp(obs)))`` rescaled to the action bounds, or a draw from
+    its tanh-Gaussian.
 
     Stored as ``.npz`` (a zip of numpy arrays): the hidden layers' weights and biases
-    (``w0, b0, w1, b1, ...``, ReLU between them), the mean head (``w_mu, b_mu``), the action
-    bounds and a JSON ``meta`` string (environment, algorithm, step, evaluation). A few hundred
-    kB instead of SB3's few MB, and batched inference is one matrix product per layer.
+    (``w0, b0, w1, b1, ...``, ReLU between them), the mean head (``w_mu, b_mu``), the log-std
+    head (``w_log_std, b_log_std``; checkpoints written before it was exported lack it and can
+    only act deterministically), the action bounds and a JSON ``meta`` string (environment,
+    algorithm, step, evaluation). A few hundred kB instead of SB3's few MB, and batched
+    inference is one matrix product per layer.
+
+    Calling the policy gives the deterministic action (SB3's ``predict(deterministic=True)``);
+    :meth:`sampler` gives a policy that samples like SB3's default ``predict`` (D4RL and Minari
+    collected their datasets that way).
     """
 
     def __init__(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]):
         n_hidden = sum(1 for key in arrays if key.startswith("w") and key[1:].isdigit())
         self.hidden = [(arrays[f"w{i}"], arrays[f"b{i}"]) for i in range(n_hidden)]
         self.mu = (arrays["w_mu"], arrays["b_mu"])
+        self.log_std = (
+            (arrays["w_log_std"], arrays["b_log_std"]) if "w_log_std" in arrays else None
+        )
         self.low, self.high = arrays["low"], arrays["high"]
         self.meta = meta
         # Inference multiplies by the transposed weights, stored contiguous once: NumPy's
         # float32 product with a transposed view is about 4x slower for the small batches here.
         self._layers = [(np.ascontiguousarray(w.T), b) for w, b in self.hidden]
         self._mean_head = (np.ascontiguousarray(self.mu[0].T), self.mu[1])
+        self._log_std_head = (
+            (np.ascontiguousarray(self.log_std[0].T), self.log_std[1]) if self.log_std else None
+        )
 
     @property
     def obs_dim(self) -> int:
         return int(self.hidden[0][0].shape[1])
 
-    def __call__(self, obs: np.ndarray) -> np.ndarray:
-        """Actions for a batch ``(n, obs_dim)`` (or one observation ``(obs_dim,)``)."""
+    @property
+    def can_sample(self) -> bool:
+        """Whether the checkpoint holds the log-std head that sampling needs."""
+        return self.log_std is not None
+
+    def _latent(self, obs: np.ndarray) -> np.ndarray:
         x = np.asarray(obs, dtype=np.float32)
         for weight_t, bias in self._layers:
             x = np.maximum(x @ weight_t + bias, 0.0)
-        squashed = np.tanh(x @ self._mean_head[0] + self._mean_head[1])
+        return x
+
+    def _rescale(self, squashed: np.ndarray) -> np.ndarray:
         return (self.low + 0.5 * (squashed + 1.0) * (self.high - self.low)).astype(np.float32)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        """Actions for a batch ``(n, obs_dim)`` (or one observation ``(obs_dim,)``)."""
+        latent = self._latent(obs)
+        return self._rescale(np.tanh(latent @ self._mean_head[0] + self._mean_head[1]))
+
+    def sampler(self, rng: np.random.Generator) -> Callable[[np.ndarray], np.ndarray]:
+        """A policy drawing ``tanh(mu + exp(log_std) * eps)``, ``eps ~ N(0, I)`` from ``rng``
+        (SAC's squashed Gaussian, log-std clamped as SB3 does), rescaled to the bounds."""
+        if self._log_std_head is None:
+            raise SsmrlError(
+                f"policy checkpoint of step {self.meta.get('step')} holds no log-std head, so "
+                "it cannot sample actions; it was exported before log-stds were, re-export it "
+                "from its SB3 training state or collect with action_sampling='mean'"
+            )
+        w_std, b_std = self._log_std_head
+
+        def act(obs: np.ndarray) -> np.ndarray:
+            latent = self._latent(obs)
+            mean = latent @ self._mean_head[0] + self._mean_head[1]
+            log_std = np.clip(latent @ w_std + b_std, LOG_STD_MIN, LOG_STD_MAX)
+            noise = rng.standard_normal(mean.shape).astype(np.float32)
+            return self._rescale(np.tanh(mean + np.exp(log_std) * noise))
+
+        return act
 
     @classmethod
     def from_model(cls, model: Any, meta: dict[str, Any]) -> ActorPolicy:
-        """Extract the actor of a trained SB3 SAC/TQC ``model`` (ReLU MLP + mean head)."""
+        """Extract the actor of a trained SB3 SAC/TQC ``model`` (ReLU MLP, mean and log-std
+        heads)."""
         import torch
 
         actor = model.actor
@@ -167,6 +217,10 @@ class ActorPolicy:
             arrays[f"b{i}"] = layer.bias.detach().cpu().numpy().astype(np.float32)
         arrays["w_mu"] = actor.mu.weight.detach().cpu().numpy().astype(np.float32)
         arrays["b_mu"] = actor.mu.bias.detach().cpu().numpy().astype(np.float32)
+        if not isinstance(actor.log_std, torch.nn.Linear):  # gSDE keeps a state-independent std
+            raise SsmrlError("only actors with a log-std head (no gSDE) can be exported")
+        arrays["w_log_std"] = actor.log_std.weight.detach().cpu().numpy().astype(np.float32)
+        arrays["b_log_std"] = actor.log_std.bias.detach().cpu().numpy().astype(np.float32)
         arrays["low"] = model.action_space.low.astype(np.float32)
         arrays["high"] = model.action_space.high.astype(np.float32)
         return cls(arrays, meta)
@@ -175,6 +229,8 @@ class ActorPolicy:
         arrays = {f"w{i}": w for i, (w, _) in enumerate(self.hidden)}
         arrays |= {f"b{i}": b for i, (_, b) in enumerate(self.hidden)}
         arrays |= {"w_mu": self.mu[0], "b_mu": self.mu[1], "low": self.low, "high": self.high}
+        if self.log_std is not None:
+            arrays |= {"w_log_std": self.log_std[0], "b_log_std": self.log_std[1]}
         arrays["meta"] = np.asarray(json.dumps(self.meta, sort_keys=True))
         return npz_bytes(**arrays)
 

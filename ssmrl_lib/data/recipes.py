@@ -14,7 +14,9 @@ The recipes (Fu et al. 2020, D4RL; replication-targets.md §B):
 * ``medium-expert``: ``medium`` and ``expert`` together.
 
 ``random``/``medium``/``expert`` run 1M steps (fewer with ``steps``) in ``n_envs`` environments
-in lockstep, with one batched policy call per step. Each dataset is deterministic: the same
+in lockstep, with one batched policy call per step. A checkpoint acts by ``ACTION_SAMPLING``:
+``"mean"`` (its deterministic action) or ``"sample"`` (a draw from its tanh-Gaussian, as D4RL's
+and Minari's generation scripts did). Each dataset is deterministic: the same
 checkpoint, seed, ``n_envs`` and code give the same arrays. It is written under a temporary
 store and moved into place only when complete, so a failure leaves nothing half-written.
 """
@@ -82,6 +84,14 @@ D4RL_DATASET_SCORES: dict[str, dict[str, float]] = {
     for env, returns in D4RL_DATASET_RETURNS.items()
 }
 MEDIUM_TOLERANCE = 0.25  # a medium checkpoint scores within ±25 % of the medium target
+# How a checkpoint picks actions while collecting medium and expert episodes. D4RL sampled
+# them from its SAC policy (scripts/generation/mujoco/collect_data.py: ``distr.sample()``), and
+# so did Minari (scripts/mujoco/create_dataset.py: SB3's ``predict`` with its default
+# ``deterministic=False``). Our committed datasets were collected with the mean action; switching
+# to "sample" changes every medium, expert and medium-expert dataset (random and medium-replay
+# stay), and needs checkpoints that hold a log-std head (exported since then).
+SAMPLING_MODES = ("mean", "sample")
+ACTION_SAMPLING = "mean"
 EXPERT_LEVEL = 90.0  # normalized score a checkpoint must reach to be called expert
 EXPERT_SEED_OFFSET = 1_000_000  # expert episode k is reset with seed + EXPERT_SEED_OFFSET + k
 
@@ -401,14 +411,17 @@ def build_dataset(
     checkpoint: Path | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    action_sampling: str = ACTION_SAMPLING,
 ) -> minari.MinariDataset:
     """Build ``ssmrl/<env>/<quality>-v0`` in the local Minari store by D4RL's recipe.
 
     ``checkpoint`` overrides the chosen policy for ``medium``/``expert``: its evaluated level
     is recorded (``chosen_by: given``), and an expert checkpoint must still have reached
     ``EXPERT_LEVEL``. ``steps`` shortens the 1M-step collections for quick builds.
+    ``action_sampling`` (``SAMPLING_MODES``) is how medium and expert checkpoints act.
     """
     check_choice("quality", quality, QUALITIES)
+    check_choice("action sampling", action_sampling, SAMPLING_MODES)
     steps = DEFAULT_STEPS if steps is None else steps
     if steps <= 0:
         raise SsmrlError("steps must be positive")
@@ -419,7 +432,7 @@ def build_dataset(
     policy_dir = Path(policy_dir) if policy_dir is not None else policies_root() / task.name
     code_commit = git_commit()  # the code that collects, not whatever is checked out after
     buffers, provenance = _collect(
-        task, quality, steps, seed, n_envs, policy_dir, checkpoint, progress
+        task, quality, steps, seed, n_envs, policy_dir, checkpoint, progress, action_sampling
     )
     returns = np.array([float(np.sum(b.rewards)) for b in buffers])
     scores = normalized_score(task, returns)
@@ -486,6 +499,10 @@ def outdated_reason(task: LocomotionTask, quality: str, policy_dir: Path | None 
         if provenance.get(key) != file_sha256(source):
             was = provenance.get("checkpoint") or "other replay transitions"
             return f"{part} was built from {was}; the recipe now takes {source.name}"
+        sampled = provenance.get("action_sampling", "mean")
+        if part in ("medium", "expert") and sampled != ACTION_SAMPLING:
+            return (f"{part} was collected with {sampled} actions; the recipe now takes "
+                    f"{ACTION_SAMPLING} actions")
     return ""
 
 
@@ -511,6 +528,7 @@ def _collect(
     policy_dir: Path,
     checkpoint: Path | None,
     progress: bool = False,
+    action_sampling: str = ACTION_SAMPLING,
 ) -> tuple[list[EpisodeBuffer], dict[str, Any]]:
     """The episodes of one recipe and a description of where they came from."""
     if quality == "random":
@@ -534,10 +552,10 @@ def _collect(
         for part in ("expert", "medium"):  # fail before collecting a million steps, not after
             choose_checkpoint(task, part, policy_dir)
         medium, medium_info = _stored_or_collected(
-            task, "medium", steps, seed, n_envs, policy_dir, progress
+            task, "medium", steps, seed, n_envs, policy_dir, progress, action_sampling
         )
         expert, expert_info = _stored_or_collected(
-            task, "expert", steps, seed, n_envs, policy_dir, progress
+            task, "expert", steps, seed, n_envs, policy_dir, progress, action_sampling
         )
         for k, episode in enumerate(expert):
             expert[k] = EpisodeBuffer(**{**episode.__dict__, "id": len(medium) + k})
@@ -560,7 +578,8 @@ def _collect(
             f"the expert level ({EXPERT_LEVEL:.0f}); it is not an expert"
         )
     first_seed = _first_episode_seed(quality, seed)
-    buffers = collect_episodes(task.gym_id, actor, steps, first_seed, n_envs, progress)
+    act = actor if action_sampling == "mean" else actor.sampler(np.random.default_rng(first_seed))
+    buffers = collect_episodes(task.gym_id, act, steps, first_seed, n_envs, progress)
     return buffers, {
         "algorithm_name": f"{actor.meta.get('algorithm', '?')} (stable-baselines3)",
         "policy": f"{actor.meta.get('algorithm')} checkpoint {path.name}, step "
@@ -572,6 +591,7 @@ def _collect(
         "checkpoint_normalized_score": evaluation.get("normalized_mean"),
         "chosen_by": chosen_by,
         "first_episode_seed": first_seed,
+        "action_sampling": action_sampling,
     }
 
 
@@ -588,22 +608,24 @@ def _stored_or_collected(
     n_envs: int,
     policy_dir: Path,
     progress: bool,
+    action_sampling: str,
 ) -> tuple[list[EpisodeBuffer], dict[str, Any]]:
     """A half of ``medium-expert``: the stored ``part`` dataset where it holds exactly what
     collecting would give (D4RL's medium-expert is its medium and expert datasets together),
     otherwise collected now. Either way the episodes are the same."""
-    stored = _stored_part(task, part, steps, seed, n_envs, policy_dir)
+    stored = _stored_part(task, part, steps, seed, n_envs, policy_dir, action_sampling)
     if stored is not None:
         return stored
-    return _collect(task, part, steps, seed, n_envs, policy_dir, None, progress)
+    return _collect(task, part, steps, seed, n_envs, policy_dir, None, progress, action_sampling)
 
 
 _PART_KEYS = ("algorithm_name", "policy", "checkpoint", "checkpoint_sha256", "checkpoint_step",
-              "checkpoint_normalized_score", "chosen_by", "first_episode_seed")
+              "checkpoint_normalized_score", "chosen_by", "first_episode_seed", "action_sampling")
 
 
 def _stored_part(
-    task: LocomotionTask, part: str, steps: int, seed: int, n_envs: int, policy_dir: Path
+    task: LocomotionTask, part: str, steps: int, seed: int, n_envs: int, policy_dir: Path,
+    action_sampling: str,
 ) -> tuple[list[EpisodeBuffer], dict[str, Any]] | None:
     name = dataset_id(task, part)
     if name not in minari.list_local_datasets():
@@ -619,6 +641,8 @@ def _stored_part(
             and provenance.get("n_envs") == n_envs
             # medium datasets built before this key existed started at ``seed`` too
             and provenance.get("first_episode_seed", seed) == first_seed
+            # and datasets built before sampling existed took the mean action
+            and provenance.get("action_sampling", "mean") == action_sampling
         )
         if not same_policy_and_seeds:
             return None
@@ -637,4 +661,4 @@ def _stored_part(
         for e, episode_seed in zip(episodes, seeds, strict=True)
     ]
     return buffers, {key: provenance.get(key) for key in _PART_KEYS} | {
-        "first_episode_seed": first_seed, "taken_from": name}
+        "first_episode_seed": first_seed, "action_sampling": action_sampling, "taken_from": name}
