@@ -217,10 +217,10 @@ class ActorPolicy:
             arrays[f"b{i}"] = layer.bias.detach().cpu().numpy().astype(np.float32)
         arrays["w_mu"] = actor.mu.weight.detach().cpu().numpy().astype(np.float32)
         arrays["b_mu"] = actor.mu.bias.detach().cpu().numpy().astype(np.float32)
-        if not isinstance(actor.log_std, torch.nn.Linear):  # gSDE keeps a state-independent std
-            raise SsmrlError("only actors with a log-std head (no gSDE) can be exported")
-        arrays["w_log_std"] = actor.log_std.weight.detach().cpu().numpy().astype(np.float32)
-        arrays["b_log_std"] = actor.log_std.bias.detach().cpu().numpy().astype(np.float32)
+        # A gSDE actor has no log-std head (its noise is state-dependent): mean actions only.
+        if isinstance(actor.log_std, torch.nn.Linear):
+            arrays["w_log_std"] = actor.log_std.weight.detach().cpu().numpy().astype(np.float32)
+            arrays["b_log_std"] = actor.log_std.bias.detach().cpu().numpy().astype(np.float32)
         arrays["low"] = model.action_space.low.astype(np.float32)
         arrays["high"] = model.action_space.high.astype(np.float32)
         return cls(arrays, meta)
