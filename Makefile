@@ -9,7 +9,7 @@ ENVS := hopper halfcheetah walker2d
 # Minari's local store lives in the repository (git-ignored) unless the caller points elsewhere.
 export MINARI_DATASETS_PATH ?= $(CURDIR)/data/minari
 
-.PHONY: setup data policies notebooks book reproduce test lint unit smoke book-check bench clean
+.PHONY: setup data policies policies-background notebooks book reproduce test lint unit smoke book-check bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,17 +27,43 @@ DATA_JOBS ?= 2
 data: setup  ## every dataset the chapters train on
 	$(BIN)/ssmrl data build --env all --quality all --if-missing --if-available --jobs $(DATA_JOBS)
 
-# Train (or resume, from data/policies/<env>/state/) the behavior policies: hours on a CPU. The
-# three environments train in parallel (one torch thread each), then each exports its replay up
-# to the medium checkpoint (skipped, with a message, where medium is not reached yet).
-POLICY_STEPS ?= 1000000
+# Train (or resume, from $(POLICIES_DIR)/<env>/state/) the behavior policies: hours on a CPU.
+# The three environments train in parallel (one torch thread each, nice 19), each up to its
+# POLICY_STEPS_<env> (POLICY_STEPS overrides all three), evaluating every 10k steps on 10 mean-
+# action and 50 sampled-action episodes; then each exports its replay up to the medium checkpoint
+# (skipped, with a message, where medium is not reached yet). Rerunning resumes.
+POLICIES_DIR ?= $(CURDIR)/data/policies
+POLICY_STEPS ?=
+POLICY_STEPS_hopper ?= 250000
+POLICY_STEPS_halfcheetah ?= 150000
+POLICY_STEPS_walker2d ?= 1000000
 POLICY_JOBS ?= 3
 policies: setup
-	$(MAKE) --no-print-directory -j $(POLICY_JOBS) $(addprefix policy-,$(ENVS))
+	$(MAKE) --no-print-directory -o $(STAMP) -j $(POLICY_JOBS) $(addprefix policy-,$(ENVS))
 
 policy-%: setup
-	nice -n 19 $(BIN)/ssmrl data train-policy --env $* --steps $(POLICY_STEPS)
-	$(BIN)/ssmrl data export-replay --env $* || echo "$*: replay not exported (see above)"
+	OMP_NUM_THREADS=1 nice -n 19 $(BIN)/ssmrl data train-policy --env $* \
+	  --steps $(or $(POLICY_STEPS),$(POLICY_STEPS_$*)) --dir $(POLICIES_DIR)/$*
+	$(BIN)/ssmrl data export-replay --env $* --dir $(POLICIES_DIR)/$* \
+	  || echo "$*: replay not exported (see above)"
+
+# The same, detached (setsid nohup: it survives the terminal and the session that started it),
+# one process group per environment, logging to $(POLICIES_DIR)/<env>.log, its id in <env>.pid
+# (stop one with `kill -- -$$(cat <env>.pid)`). An environment still training is left alone;
+# rerun to resume the others.
+policies-background: setup
+	mkdir -p $(POLICIES_DIR)
+	@for env in $(ENVS); do \
+	  pid=$(POLICIES_DIR)/$$env.pid; \
+	  if [ -f $$pid ] && kill -0 $$(cat $$pid) 2>/dev/null; then \
+	    echo "$$env: still training (pid $$(cat $$pid)), log $(POLICIES_DIR)/$$env.log"; \
+	    continue; \
+	  fi; \
+	  setsid nohup $(MAKE) --no-print-directory -o $(STAMP) policy-$$env \
+	    POLICIES_DIR=$(POLICIES_DIR) >> $(POLICIES_DIR)/$$env.log 2>&1 < /dev/null & \
+	  echo $$! > $$pid; \
+	  echo "$$env: started, pid $$!, log $(POLICIES_DIR)/$$env.log"; \
+	done
 
 notebooks: data  ## execute every notebook with papermill into book/
 	for nb in $(NOTEBOOKS); do \

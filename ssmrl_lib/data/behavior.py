@@ -9,9 +9,13 @@ does the same, from scratch, so that every dataset can be rebuilt offline.
 A policy directory (by default ``data/policies/<env>/``) holds
 
 * ``training.json``: the algorithm, its hyperparameters, the seed, package versions;
-* ``evaluations.csv``: one row per evaluation (every ``eval_every`` steps, ``eval_episodes``
-  deterministic episodes): mean and std of the return and of the D4RL-normalized score, and
-  the wall and CPU seconds spent so far (on a shared machine only the CPU time means much);
+* ``evaluations.csv``: one row per evaluation (every ``eval_every`` steps): mean and std of
+  the return and of the D4RL-normalized score over ``eval_episodes`` deterministic episodes
+  (SB3's mean action) and, in the ``sampled_*`` columns, over ``sampled_eval_episodes``
+  episodes of the exported checkpoint drawing its actions from its tanh-Gaussian, as D4RL's
+  and Minari's datasets were collected (empty in trainings made before); the wall and CPU
+  seconds spent so far (on a shared machine only the CPU time means much), and the CPU
+  seconds the evaluations took (``eval_cpu_seconds``, cumulative);
 * ``checkpoints/step_<N>.npz``: the policy's actor at each evaluation (small, committed; see
   :class:`ActorPolicy`): the candidates for the ``medium`` policy;
 * ``state/``: the full training state (SB3 model with optimizers, and the replay buffer),
@@ -58,10 +62,26 @@ EVAL_COLUMNS = (
     "normalized_mean",
     "normalized_std",
     "mean_length",
+    "sampled_mean_return",
+    "sampled_std_return",
+    "sampled_normalized_mean",
+    "sampled_normalized_std",
+    "sampled_mean_length",
     "wall_seconds",
     "cpu_seconds",
+    "eval_cpu_seconds",
     "checkpoint",
 )
+# The summary of one evaluation mode: the deterministic columns, and their "sampled_" twins.
+SUMMARY_COLUMNS = ("mean_return", "std_return", "normalized_mean", "normalized_std", "mean_length")
+SAMPLED_PREFIX = "sampled_"
+# Sampled evaluation episode k at step s is reset with seed SAMPLED_EVAL_SEED + s + k and draws
+# its actions from a generator seeded with SAMPLED_EVAL_SEED + s (deterministic evaluations use
+# 1_000_000 + s + k): a different set of initial states from the deterministic evaluation's.
+SAMPLED_EVAL_SEED = 2_000_000
+# What a checkpoint's ``meta["evaluation"]`` records of its evaluation.
+_EVALUATION_KEYS = ("mean_return", "std_return", "normalized_mean", "normalized_std") + tuple(
+    SAMPLED_PREFIX + key for key in SUMMARY_COLUMNS)
 
 
 def policies_root() -> Path:
@@ -88,6 +108,15 @@ class TrainConfig:
     eval_every: int = 10_000
     eval_episodes: int = 10
     extra: dict[str, Any] = field(default_factory=dict)
+    # Episodes of sampled actions per evaluation (0: none, as in trainings recorded before this
+    # field existed, whose training.json lacks it).
+    sampled_eval_episodes: int = 0
+
+
+def _recorded_config(record: dict[str, Any]) -> dict[str, Any]:
+    """The config of a ``training.json``, with fields added since it was written at the value
+    those trainings implicitly had."""
+    return {"sampled_eval_episodes": 0} | record["config"]
 
 
 def _algorithm_class(name: str) -> type:
@@ -265,7 +294,8 @@ def file_sha256(path: Path) -> str:
 
 
 def read_evaluations(policy_dir: Path) -> list[dict[str, Any]]:
-    """The rows of ``evaluations.csv`` (numbers as floats/ints); empty if there is none."""
+    """The rows of ``evaluations.csv`` (numbers as floats/ints, NaN for a column the file
+    lacks or leaves empty); empty if there is none."""
     path = Path(policy_dir) / "evaluations.csv"
     if not path.is_file():
         return []
@@ -274,7 +304,7 @@ def read_evaluations(policy_dir: Path) -> list[dict[str, Any]]:
     for row in rows:
         row["step"] = int(row["step"])
         for key in EVAL_COLUMNS[1:-1]:
-            row[key] = float(row.get(key) or "nan")  # cpu_seconds came later: NaN before
+            row[key] = float(row.get(key) or "nan")  # e.g. cpu_seconds, sampled_*: came later
     return rows
 
 
@@ -283,8 +313,20 @@ def _write_evaluations(policy_dir: Path, rows: list[dict[str, Any]]) -> None:
     writer = csv.DictWriter(text, fieldnames=EVAL_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({key: row[key] for key in EVAL_COLUMNS})
+        writer.writerow({key: _csv_value(row.get(key)) for key in EVAL_COLUMNS})
     atomic_write_bytes(Path(policy_dir) / "evaluations.csv", text.getvalue().encode())
+
+
+def _csv_value(value: Any) -> Any:
+    """NaN (a column an older row lacks) is written as an empty field."""
+    return "" if value is None or (isinstance(value, float) and np.isnan(value)) else value
+
+
+def has_sampled_evaluations(rows: list[dict[str, Any]]) -> bool:
+    """Whether every evaluation also scored sampled actions (trainings since that existed)."""
+    return bool(rows) and all(
+        np.isfinite(row.get(f"{SAMPLED_PREFIX}normalized_mean", np.nan)) for row in rows
+    )
 
 
 def evaluate_policy_returns(
@@ -395,6 +437,7 @@ def train_policy(
     learning_starts: int = 10_000,
     buffer_size: int = 1_000_000,
     algorithm: str | None = None,
+    sampled_eval_episodes: int = 0,
     extra: dict[str, Any] | None = None,
     log: Any = print,
 ) -> Path:
@@ -404,6 +447,8 @@ def train_policy(
     the full state each time. Rerunning with the same arguments and a larger ``total_steps``
     continues; different hyperparameters for an existing directory are an error.
     ``extra`` passes further keyword arguments to the SB3 constructor (tests use tiny nets).
+    ``sampled_eval_episodes`` > 0 also scores each checkpoint on that many episodes of sampled
+    actions (the ``sampled_*`` columns), the actions the recipes then collect with.
     """
     import torch
 
@@ -411,6 +456,8 @@ def train_policy(
     policy_dir = Path(policy_dir) if policy_dir is not None else policies_root() / task.name
     if total_steps <= 0 or eval_every <= 0 or eval_episodes <= 0:
         raise SsmrlError("steps, eval-every and eval-episodes must be positive")
+    if sampled_eval_episodes < 0:
+        raise SsmrlError("sampled-eval-episodes must be 0 (none) or positive")
     config = TrainConfig(
         gym_id=task.gym_id,
         algorithm=algorithm,
@@ -420,14 +467,19 @@ def train_policy(
         eval_every=eval_every,
         eval_episodes=eval_episodes,
         extra=dict(extra or {}),
+        sampled_eval_episodes=sampled_eval_episodes,
     )
     record_path = policy_dir / "training.json"
     if record_path.is_file():
-        previous = json.loads(record_path.read_text())["config"]
-        if previous != json.loads(json.dumps(asdict(config))):
+        previous = _recorded_config(json.loads(record_path.read_text()))
+        wanted = json.loads(json.dumps(asdict(config)))
+        if previous != wanted:
+            differ = ", ".join(f"{key} {previous.get(key)!r} (asked: {wanted.get(key)!r})"
+                               for key in sorted(previous.keys() | wanted.keys())
+                               if previous.get(key) != wanted.get(key))
             raise SsmrlError(
-                f"{policy_dir} holds a training with other settings ({previous}); "
-                "use another --dir or delete it"
+                f"{policy_dir} holds a training with other settings: {differ}; "
+                "resume it with its own settings, or use another --dir"
             )
     else:
         atomic_write_json(record_path, _training_record(config))
@@ -471,6 +523,18 @@ def train_policy(
     return policy_dir
 
 
+def _summary(task: LocomotionTask, returns: np.ndarray, lengths: np.ndarray) -> dict[str, float]:
+    """The evaluation columns (``SUMMARY_COLUMNS``) of one set of episodes."""
+    scores = normalized_score(task, returns)
+    return {
+        "mean_return": round(float(returns.mean()), 3),
+        "std_return": round(float(returns.std()), 3),
+        "normalized_mean": round(float(scores.mean()), 3),
+        "normalized_std": round(float(scores.std()), 3),
+        "mean_length": round(float(lengths.mean()), 1),
+    }
+
+
 def _close_partial_episode(buffer: Any) -> None:
     """Mark the buffer's last transition as a truncation: after a resume a new episode starts.
 
@@ -493,6 +557,9 @@ class _EvalCallback:
         from stable_baselines3.common.callbacks import BaseCallback
 
         task, config, policy_dir, rows, (wall_offset, cpu_offset), log, total_steps = args
+        eval_cpu_offset = float(rows[-1].get("eval_cpu_seconds", 0.0)) if rows else 0.0
+        if not np.isfinite(eval_cpu_offset):  # rows written before the column existed
+            eval_cpu_offset = 0.0
 
         class EvalCallback(BaseCallback):
             def _on_training_start(self) -> None:
@@ -517,29 +584,36 @@ class _EvalCallback:
                 def act(obs: np.ndarray) -> np.ndarray:
                     return model.predict(obs, deterministic=True)[0]
 
+                eval_started = time.process_time()
                 returns, lengths = evaluate_policy_returns(
                     act, config.gym_id, config.eval_episodes, seed=1_000_000 + step
                 )
-                scores = normalized_score(task, returns)
-                row = {
-                    "step": step,
-                    "mean_return": round(float(returns.mean()), 3),
-                    "std_return": round(float(returns.std()), 3),
-                    "normalized_mean": round(float(scores.mean()), 3),
-                    "normalized_std": round(float(scores.std()), 3),
-                    "mean_length": round(float(lengths.mean()), 1),
+                row = {"step": step} | _summary(task, returns, lengths)
+                actor = ActorPolicy.from_model(model, {})
+                if config.sampled_eval_episodes:
+                    # The exported actor, sampling: exactly the actions a dataset gets.
+                    sampler = actor.sampler(np.random.default_rng(SAMPLED_EVAL_SEED + step))
+                    sampled = evaluate_policy_returns(
+                        lambda obs: sampler(obs[None])[0], config.gym_id,
+                        config.sampled_eval_episodes, seed=SAMPLED_EVAL_SEED + step,
+                    )
+                    row |= {f"{SAMPLED_PREFIX}{key}": value
+                            for key, value in _summary(task, *sampled).items()}
+                self.eval_cpu = getattr(self, "eval_cpu", eval_cpu_offset) + (
+                    time.process_time() - eval_started)
+                row |= {
                     "wall_seconds": round(wall, 1),
                     "cpu_seconds": round(cpu, 1),
+                    "eval_cpu_seconds": round(self.eval_cpu, 1),
                     "checkpoint": f"checkpoints/step_{step:08d}.npz",
                 }
-                meta = {
+                actor.meta = {
                     "gym_id": config.gym_id,
                     "algorithm": config.algorithm,
                     "seed": config.seed,
                     "step": step,
-                    "evaluation": {k: row[k] for k in EVAL_COLUMNS[1:5]},
+                    "evaluation": {key: row[key] for key in _EVALUATION_KEYS if key in row},
                 }
-                actor = ActorPolicy.from_model(model, meta)
                 atomic_write_bytes(policy_dir / row["checkpoint"], actor.to_bytes())
                 self.pending = (row, wall, cpu)
                 return True
@@ -556,10 +630,16 @@ class _EvalCallback:
                 _save_state(self.model, policy_dir, wall, cpu)
                 rows.append(row)
                 _write_evaluations(policy_dir, rows)
+                sampled = (
+                    f", sampled {row[SAMPLED_PREFIX + 'normalized_mean']:.1f} "
+                    f"± {row[SAMPLED_PREFIX + 'normalized_std']:.1f}"
+                    if config.sampled_eval_episodes else ""
+                )
                 log(
                     f"{config.gym_id} step {row['step']}: return {row['mean_return']:.1f} "
-                    f"± {row['std_return']:.1f}, normalized {row['normalized_mean']:.1f} "
-                    f"({wall:.0f} s, CPU {cpu:.0f} s)"
+                    f"± {row['std_return']:.1f}, normalized {row['normalized_mean']:.1f}"
+                    f"{sampled} ({wall:.0f} s, CPU {cpu:.0f} s, evaluations "
+                    f"{row['eval_cpu_seconds']:.0f} s)"
                 )
 
         return EvalCallback()
