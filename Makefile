@@ -44,7 +44,7 @@ policies: setup
 policy-%: setup
 	OMP_NUM_THREADS=1 nice -n 19 $(BIN)/ssmrl data train-policy --env $* \
 	  --steps $(or $(POLICY_STEPS),$(POLICY_STEPS_$*)) --dir $(POLICIES_DIR)/$*
-	$(BIN)/ssmrl data export-replay --env $* --dir $(POLICIES_DIR)/$* \
+	nice -n 19 $(BIN)/ssmrl data export-replay --env $* --dir $(POLICIES_DIR)/$* \
 	  || echo "$*: replay not exported (see above)"
 
 # The same, detached (setsid nohup: it survives the terminal and the session that started it),
