@@ -88,13 +88,15 @@ def _data_build(args: argparse.Namespace) -> None:
 
 
 def _data_export_replay(args: argparse.Namespace) -> None:
-    from ssmrl_lib.data.recipes import export_replay
+    from ssmrl_lib.data.recipes import export_replay, medium_is_final
     from ssmrl_lib.envs import get_task
 
-    path = export_replay(
-        get_task(args.env), Path(args.dir) if args.dir else None, until_step=args.until_step
-    )
+    task, policy_dir = get_task(args.env), Path(args.dir) if args.dir else None
+    path = export_replay(task, policy_dir, until_step=args.until_step)
     print(f"exported {path}")
+    if args.until_step is None and not medium_is_final(task, policy_dir):
+        print(f"note: no {args.env} checkpoint has passed above the medium band yet, so a later "
+              "one may still come closer to it: export again then")
 
 
 def _notebook(args: argparse.Namespace) -> None:

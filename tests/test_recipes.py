@@ -206,6 +206,9 @@ def test_a_policy_with_sampled_evaluations_is_chosen_on_them_within_10_percent(
     medium = choose_checkpoint(HOPPER, "medium", tmp_path)  # D4RL hopper-medium: 44.3
     assert (medium.step, medium.normalized_mean, medium.action_sampling) == (30000, 42.0, "sample")
     assert choose_checkpoint(HOPPER, "expert", tmp_path).step == 50000
+    assert recipes.medium_is_final(HOPPER, tmp_path)  # 60.0 is above the band: medium stays
+    write_evaluations(tmp_path, [5.0, 45.0, 60.0], sampled=[4.0, 30.0, 42.0])
+    assert not recipes.medium_is_final(HOPPER, tmp_path)  # a later checkpoint may come closer
     # Within ±25 % but not ±10 % of 44.3 (39.9 ... 48.7): not medium for a sampled policy.
     write_evaluations(tmp_path, [5.0, 45.0, 80.0], sampled=[4.0, 38.0, 60.0])
     with pytest.raises(SsmrlError, match=r"medium level \(44 ± 4, sample actions\); closest 38.0"):

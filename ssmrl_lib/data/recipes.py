@@ -219,6 +219,16 @@ def _until_past_medium(
     return rows
 
 
+def medium_is_final(task: LocomotionTask, policy_dir: Path | None = None) -> bool:
+    """Whether a checkpoint has passed above the medium band, so that training on can no
+    longer move the medium checkpoint (nor the replay transitions cut at it)."""
+    policy_dir = Path(policy_dir) if policy_dir is not None else policies_root() / task.name
+    rows = read_evaluations(policy_dir)
+    mode = recipe_action_sampling(task, policy_dir)
+    key, limit = _score_key(mode), (1 + MEDIUM_TOLERANCE[mode]) * medium_target(task)
+    return any(row[key] > limit for row in rows)
+
+
 def load_actor(path: Path, task: LocomotionTask) -> ActorPolicy:
     """A checkpoint of ``task``'s policy; one for another environment is an ``SsmrlError``."""
     actor = ActorPolicy.load(path)

@@ -62,8 +62,25 @@ def datasets_frame(names: list[str]) -> pd.DataFrame:
             "transitions": dataset.total_steps,
             "normalized score": f"{scores.mean():.1f} ± {scores.std():.1f}",
             "D4RL": D4RL_DATASET_SCORES[env][quality],
+            "actions": collected_actions(dataset.storage.metadata),
         })
     return pd.DataFrame(rows)
+
+
+def collected_actions(metadata: dict[str, Any]) -> str:
+    """How a dataset's actions were chosen: ``mean`` or ``sample`` (of the policy's
+    tanh-Gaussian) for medium/expert, from its ``ssmrl`` provenance."""
+    if "ssmrl" not in metadata:
+        return "not recorded"
+    meta = json.loads(metadata["ssmrl"])
+    recipe = meta.get("recipe")
+    if recipe == "random":
+        return "uniform random"
+    if recipe == "medium-replay":
+        return "replay buffer (exploration samples)"
+    parts = [meta["medium"], meta["expert"]] if recipe == "medium-expert" else [meta]
+    # Datasets built before the mode was recorded took the mean action.
+    return " + ".join(dict.fromkeys(part.get("action_sampling", "mean") for part in parts))
 
 
 def dataset_source(name: str) -> str:
@@ -181,7 +198,7 @@ def smoke_datasets(envs: list[str], steps: int, workdir: Path) -> dict[str, str]
         train_policy(
             task, 200, policy_dir, eval_every=100, eval_episodes=1, learning_starts=50,
             buffer_size=1000, extra={"policy_kwargs": {"net_arch": [8, 8]}, "batch_size": 16},
-            log=lambda _line: None,
+            sampled_eval_episodes=1, log=lambda _line: None,  # so its medium samples, as D4RL
         )
         export_replay(task, policy_dir, until_step=200)
         checkpoint = policy_dir / "checkpoints" / "step_00000200.npz"
