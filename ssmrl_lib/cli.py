@@ -64,7 +64,8 @@ def _data_train_policy(args: argparse.Namespace) -> None:
     policy_dir = train_policy(
         get_task(args.env), args.steps, policy_dir=Path(args.dir) if args.dir else None,
         seed=args.seed, eval_every=args.eval_every, eval_episodes=args.eval_episodes,
-        learning_starts=args.learning_starts, log=_say,
+        learning_starts=args.learning_starts, sampled_eval_episodes=args.sampled_eval_episodes,
+        log=_say,
     )
     print(f"trained {args.env} -> {policy_dir}")
 
@@ -91,13 +92,15 @@ def _data_build(args: argparse.Namespace) -> None:
 
 
 def _data_export_replay(args: argparse.Namespace) -> None:
-    from ssmrl_lib.data.recipes import export_replay
+    from ssmrl_lib.data.recipes import export_replay, medium_is_final
     from ssmrl_lib.envs import get_task
 
-    path = export_replay(
-        get_task(args.env), Path(args.dir) if args.dir else None, until_step=args.until_step
-    )
+    task, policy_dir = get_task(args.env), Path(args.dir) if args.dir else None
+    path = export_replay(task, policy_dir, until_step=args.until_step)
     print(f"exported {path}")
+    if args.until_step is None and not medium_is_final(task, policy_dir):
+        print(f"note: no {args.env} checkpoint has passed above the medium band yet, so a later "
+              "one may still come closer to it: export again then")
 
 
 def add_executor_options(parser: argparse.ArgumentParser) -> None:
@@ -219,7 +222,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--dir", help="policy directory (default data/policies/<env>)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--eval-every", type=int, default=10_000)
-    train.add_argument("--eval-episodes", type=int, default=10)
+    train.add_argument("--eval-episodes", type=int, default=10,
+                       help="deterministic episodes per evaluation (default 10)")
+    train.add_argument(
+        "--sampled-eval-episodes", type=int, default=50,
+        help="episodes of sampled actions per evaluation, which the medium/expert choice uses "
+        "(default 50; 0 for none, as the policies trained before this option)",
+    )
     train.add_argument("--learning-starts", type=int, default=10_000)
     train.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     train.set_defaults(handler=_data_train_policy)

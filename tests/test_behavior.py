@@ -7,7 +7,10 @@ import pytest
 
 from ssmrl_lib import cli
 from ssmrl_lib.data.behavior import (
+    SAMPLED_EVAL_SEED,
     ActorPolicy,
+    evaluate_policy_returns,
+    has_sampled_evaluations,
     load_replay_buffer,
     read_evaluations,
     read_state,
@@ -23,6 +26,7 @@ TINY = {
     "learning_starts": 50,
     "buffer_size": 2000,
     "extra": {"policy_kwargs": {"net_arch": [8, 8]}, "batch_size": 16},
+    "sampled_eval_episodes": 2,
 }
 
 
@@ -44,6 +48,36 @@ def test_training_writes_evaluations_checkpoints_and_state(tiny_policy):
     assert (tiny_policy / "training.json").is_file()
 
 
+def test_evaluations_score_the_checkpoints_sampled_actions_too(tiny_policy):
+    rows = read_evaluations(tiny_policy)
+    assert has_sampled_evaluations(rows)
+    row = rows[-1]
+    actor = ActorPolicy.load(tiny_policy / row["checkpoint"])
+    assert actor.can_sample
+    assert actor.meta["evaluation"]["sampled_normalized_mean"] == row["sampled_normalized_mean"]
+    # The sampled columns are the exported actor's sampler on the recorded seeds.
+    step = row["step"]
+    sampler = actor.sampler(np.random.default_rng(SAMPLED_EVAL_SEED + step))
+    returns, lengths = evaluate_policy_returns(
+        lambda obs: sampler(obs[None])[0], "Hopper-v5", 2, seed=SAMPLED_EVAL_SEED + step)
+    assert row["sampled_mean_return"] == pytest.approx(returns.mean(), abs=1e-3)
+    assert row["sampled_mean_length"] == pytest.approx(lengths.mean())
+    # Both evaluations' CPU time is logged, cumulative; the process's CPU time, taken before each
+    # evaluation, includes the earlier ones.
+    assert 0 <= rows[0]["eval_cpu_seconds"] <= rows[1]["eval_cpu_seconds"]
+    assert rows[0]["eval_cpu_seconds"] <= rows[1]["cpu_seconds"]
+
+
+def test_evaluations_written_before_sampled_scores_read_as_nan(tmp_path):
+    old_columns = ("step,mean_return,std_return,normalized_mean,normalized_std,mean_length,"
+                   "wall_seconds,cpu_seconds,checkpoint")
+    (tmp_path / "evaluations.csv").write_text(
+        f"{old_columns}\n10000,17.5,0.2,1.2,0.0,37.5,29.0,,checkpoints/step_00010000.npz\n")
+    rows = read_evaluations(tmp_path)
+    assert rows[0]["normalized_mean"] == 1.2 and np.isnan(rows[0]["sampled_normalized_mean"])
+    assert not has_sampled_evaluations(rows) and not has_sampled_evaluations([])
+
+
 def test_small_checkpoint_acts_like_the_sb3_model(tiny_policy):
     from stable_baselines3 import SAC
 
@@ -53,6 +87,42 @@ def test_small_checkpoint_acts_like_the_sb3_model(tiny_policy):
     obs = np.random.default_rng(0).normal(size=(6, 11))
     np.testing.assert_allclose(actor(obs), model.predict(obs, deterministic=True)[0], atol=1e-5)
     assert actor.meta["gym_id"] == "Hopper-v5" and actor.meta["step"] == 200
+
+
+def test_sampled_actions_are_the_sb3_actors_squashed_gaussian(tiny_policy):
+    import torch
+    from stable_baselines3 import SAC
+
+    state = read_state(tiny_policy)
+    model = SAC.load(tiny_policy / "state" / state["model"], device="cpu")
+    actor = ActorPolicy.load(tiny_policy / "checkpoints" / "step_00000200.npz")
+    assert actor.can_sample
+    obs = np.random.default_rng(1).normal(size=(6, 11)).astype(np.float32)
+    with torch.no_grad():
+        mean, log_std, _ = model.actor.get_action_dist_params(torch.from_numpy(obs))
+    rng = np.random.default_rng(7)
+    noise = np.random.default_rng(7).standard_normal((6, 3)).astype(np.float32)
+    expected = model.policy.unscale_action(
+        np.tanh(mean.numpy() + np.exp(log_std.numpy()) * noise))  # SB3's sample, same noise
+    np.testing.assert_allclose(actor.sampler(rng)(obs), expected, atol=1e-5)
+    # Draws differ from the mean action, and successive calls draw new noise.
+    act = actor.sampler(np.random.default_rng(0))
+    first, second = act(obs), act(obs)
+    assert not np.allclose(first, actor(obs)) and not np.allclose(first, second)
+
+
+def test_a_checkpoint_without_a_log_std_head_acts_but_cannot_sample(tiny_policy, tmp_path):
+    actor = ActorPolicy.load(tiny_policy / "checkpoints" / "step_00000200.npz")
+    with np.load(tiny_policy / "checkpoints" / "step_00000200.npz") as data:
+        old = {key: data[key] for key in data.files if "log_std" not in key}
+    path = tmp_path / "old.npz"
+    np.savez(path, **old)
+    older = ActorPolicy.load(path)
+    obs = np.zeros((2, 11), np.float32)
+    np.testing.assert_array_equal(older(obs), actor(obs))
+    assert not older.can_sample
+    with pytest.raises(SsmrlError, match="holds no log-std head"):
+        older.sampler(np.random.default_rng(0))
 
 
 def test_rerunning_resumes_and_closes_the_interrupted_episode(tiny_policy):
@@ -67,8 +137,24 @@ def test_rerunning_resumes_and_closes_the_interrupted_episode(tiny_policy):
 
 
 def test_other_settings_for_an_existing_policy_are_refused(tiny_policy):
-    with pytest.raises(SsmrlError, match="holds a training with other settings"):
+    with pytest.raises(SsmrlError, match="holds a training with other settings: seed 0"):
         train_policy(get_task("hopper"), 400, tiny_policy, seed=5, **TINY)
+
+
+def test_a_training_recorded_before_sampled_evaluations_resumes_without_them(tmp_path):
+    """Its training.json lacks the field: it stands for 0, and asking for more is refused."""
+    import json
+
+    settings = TINY | {"sampled_eval_episodes": 0}
+    train_policy(get_task("hopper"), 100, tmp_path, log=lambda _line: None, **settings)
+    record = json.loads((tmp_path / "training.json").read_text())
+    del record["config"]["sampled_eval_episodes"]
+    (tmp_path / "training.json").write_text(json.dumps(record))
+    with pytest.raises(SsmrlError, match="sampled_eval_episodes 0 \\(asked: 2\\)"):
+        train_policy(get_task("hopper"), 200, tmp_path, **TINY)
+    train_policy(get_task("hopper"), 200, tmp_path, log=lambda _line: None, **settings)
+    rows = read_evaluations(tmp_path)
+    assert [row["step"] for row in rows] == [100, 200] and not has_sampled_evaluations(rows)
 
 
 def test_replay_export_keeps_complete_episodes_in_order(tiny_policy):

@@ -107,6 +107,53 @@ def test_medium_from_a_checkpoint_records_its_hash_and_score(hopper_policy):
         build_dataset(HOPPER, "expert", steps=50, n_envs=2, checkpoint=checkpoint)
 
 
+def test_sampled_collection_is_seeded_recorded_and_refused_without_a_log_std(
+    hopper_policy, tmp_path, store
+):
+    checkpoint = hopper_policy / "checkpoints" / "step_00000200.npz"
+    settings = dict(steps=120, n_envs=2, checkpoint=checkpoint, overwrite=True)
+    build_dataset(HOPPER, "medium", **settings)
+    mean = arrays("ssmrl/hopper/medium-v0")
+    build_dataset(HOPPER, "medium", action_sampling="sample", **settings)
+    sampled = arrays("ssmrl/hopper/medium-v0")
+    assert ssmrl_metadata("ssmrl/hopper/medium-v0")["action_sampling"] == "sample"
+    assert not np.allclose(sampled[0][1][0], mean[0][1][0])  # same first state, new action
+    build_dataset(HOPPER, "medium", action_sampling="sample", **settings)
+    assert_same_arrays(arrays("ssmrl/hopper/medium-v0"), sampled)
+
+    with np.load(checkpoint) as data:  # a checkpoint exported before log-stds were
+        old = {key: data[key] for key in data.files if "log_std" not in key}
+    older = tmp_path / "older.npz"
+    np.savez(older, **old)
+    with pytest.raises(SsmrlError, match="holds no log-std head"):
+        build_dataset(HOPPER, "medium", action_sampling="sample",
+                      **(settings | {"checkpoint": older}))
+    with pytest.raises(SsmrlError, match="unknown action sampling"):
+        build_dataset(HOPPER, "medium", action_sampling="mode", **settings)
+
+
+def test_the_recipe_samples_exactly_when_the_policy_was_evaluated_sampling(
+    hopper_policy, tmp_path
+):
+    policy_dir = labelled_policies(hopper_policy, tmp_path)  # evaluated on mean actions only
+    build_dataset(HOPPER, "medium", steps=60, n_envs=2, policy_dir=policy_dir)
+    meta = ssmrl_metadata("ssmrl/hopper/medium-v0")
+    assert meta["action_sampling"] == "mean" and meta["checkpoint_score_actions"] == "mean"
+    assert meta["action_sampling_rule"].startswith("mean: this policy's training scored only")
+    assert recipes.outdated_reason(HOPPER, "medium", policy_dir) == ""
+
+    # The same policy, now with sampled scores (a retrained one): its mean dataset is outdated.
+    write_evaluations(policy_dir, [44.0, 95.0], sampled=[43.0, 92.0])
+    assert recipes.outdated_reason(HOPPER, "medium", policy_dir) == (
+        "medium was collected with mean actions; the recipe now takes sample actions")
+    build_dataset(HOPPER, "medium", steps=60, n_envs=2, policy_dir=policy_dir, overwrite=True)
+    meta = ssmrl_metadata("ssmrl/hopper/medium-v0")
+    assert meta["action_sampling"] == "sample" and meta["action_sampling_rule"].startswith(
+        "sample: as D4RL's and Minari's")
+    assert meta["checkpoint"] == "step_00010000.npz"
+    assert recipes.outdated_reason(HOPPER, "medium", policy_dir) == ""
+
+
 def test_medium_replay_holds_the_exported_transitions(hopper_policy):
     build_dataset(HOPPER, "medium-replay", policy_dir=hopper_policy)
     stored = np.load(hopper_policy / recipes.REPLAY_FILE)
@@ -116,7 +163,9 @@ def test_medium_replay_holds_the_exported_transitions(hopper_policy):
     assert ssmrl_metadata("ssmrl/hopper/medium-replay-v0")["replay_until_step"] == 200
 
 
-def write_evaluations(policy_dir, scores):
+def write_evaluations(policy_dir, scores, sampled=None):
+    """Evaluations every 10k steps; ``sampled`` scores fill the sampled columns (else empty,
+    as in trainings made before they were recorded)."""
     policy_dir.mkdir(parents=True, exist_ok=True)
     lines = [",".join(EVAL_COLUMNS)]
     for k, score in enumerate(scores, start=1):
@@ -124,6 +173,10 @@ def write_evaluations(policy_dir, scores):
             "step": str(k * 10000), "normalized_mean": str(score),
             "checkpoint": f"checkpoints/step_{k * 10000:08d}.npz",
         }
+        row |= {column: "" for column in EVAL_COLUMNS if column.startswith("sampled_")}
+        if sampled is not None:
+            row |= {"sampled_normalized_mean": str(sampled[k - 1]),
+                    "sampled_normalized_std": "1.0"}
         lines.append(",".join(row[column] for column in EVAL_COLUMNS))
     (policy_dir / "evaluations.csv").write_text("\n".join(lines) + "\n")
 
@@ -141,6 +194,41 @@ def test_medium_is_closest_to_d4rl_medium_before_passing_it_and_expert_must_be_r
         choose_checkpoint(HOPPER, "medium", tmp_path)
     with pytest.raises(SsmrlError, match="no hopper checkpoint reached expert level.*80.0"):
         choose_checkpoint(HOPPER, "expert", tmp_path)
+
+
+def test_a_policy_with_sampled_evaluations_is_chosen_on_them_within_10_percent(
+    tmp_path, monkeypatch
+):
+    # Deterministic scores run ahead of the sampled ones, as a SAC policy's do.
+    write_evaluations(tmp_path, [5.0, 45.0, 60.0, 80.0, 99.0],
+                      sampled=[4.0, 30.0, 42.0, 60.0, 92.0])
+    assert recipes.recipe_action_sampling(HOPPER, tmp_path) == "sample"
+    medium = choose_checkpoint(HOPPER, "medium", tmp_path)  # D4RL hopper-medium: 44.3
+    assert (medium.step, medium.normalized_mean, medium.action_sampling) == (30000, 42.0, "sample")
+    assert choose_checkpoint(HOPPER, "expert", tmp_path).step == 50000
+    assert recipes.medium_is_final(HOPPER, tmp_path)  # 60.0 is above the band: medium stays
+    write_evaluations(tmp_path, [5.0, 45.0, 60.0], sampled=[4.0, 30.0, 42.0])
+    assert not recipes.medium_is_final(HOPPER, tmp_path)  # a later checkpoint may come closer
+    # Within ±25 % but not ±10 % of 44.3 (39.9 ... 48.7): not medium for a sampled policy.
+    write_evaluations(tmp_path, [5.0, 45.0, 80.0], sampled=[4.0, 38.0, 60.0])
+    with pytest.raises(SsmrlError, match=r"medium level \(44 ± 4, sample actions\); closest 38.0"):
+        choose_checkpoint(HOPPER, "medium", tmp_path)
+    # Collecting by the mean chooses on the deterministic scores, with the older band.
+    assert choose_checkpoint(HOPPER, "medium", tmp_path, action_sampling="mean").step == 20000
+    monkeypatch.setattr(recipes, "ACTION_SAMPLING", "mean")
+    assert recipes.recipe_action_sampling(HOPPER, tmp_path) == "mean"
+    assert choose_checkpoint(HOPPER, "medium", tmp_path).step == 20000
+
+
+def test_a_policy_evaluated_on_its_mean_actions_only_keeps_collecting_by_its_mean(tmp_path):
+    """The committed policies, trained before sampled scores were recorded: their datasets stay."""
+    write_evaluations(tmp_path, [5.0, 30.0, 47.0, 70.0, 95.0])
+    assert recipes.ACTION_SAMPLING == "sample"
+    assert recipes.recipe_action_sampling(HOPPER, tmp_path) == "mean"
+    medium = choose_checkpoint(HOPPER, "medium", tmp_path)
+    assert (medium.step, medium.action_sampling) == (30000, "mean")
+    with pytest.raises(SsmrlError, match="score only mean actions"):
+        choose_checkpoint(HOPPER, "medium", tmp_path, action_sampling="sample")
 
 
 def run_cli(capsys, *argv):

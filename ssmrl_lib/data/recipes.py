@@ -7,14 +7,21 @@ The recipes (Fu et al. 2020, D4RL; replication-targets.md §B):
   checkpoint whose mean normalized score is closest to the mean normalized score of D4RL's own
   ``medium`` dataset (``D4RL_DATASET_SCORES``), provided it lies within ``MEDIUM_TOLERANCE``.
   Like D4RL's early-stopped medium policy, only checkpoints up to the first one above that
-  window count, so training on towards expert leaves the medium checkpoint where it is;
+  window count, so training on towards expert leaves the medium checkpoint where it is. The
+  score is that of the actions the dataset will hold: of sampled actions when the recipe
+  samples;
 * ``medium-replay``: every transition the replay buffer held when the medium checkpoint was
   taken, cut into episodes (:func:`export_replay` stores them next to the checkpoints);
 * ``expert``: the best checkpoint, only if it reached ``EXPERT_LEVEL``;
 * ``medium-expert``: ``medium`` and ``expert`` together.
 
 ``random``/``medium``/``expert`` run 1M steps (fewer with ``steps``) in ``n_envs`` environments
-in lockstep, with one batched policy call per step. Each dataset is deterministic: the same
+in lockstep, with one batched policy call per step. A checkpoint acts by ``ACTION_SAMPLING``:
+``"sample"`` (a draw from its tanh-Gaussian, as D4RL's and Minari's generation scripts did) or
+``"mean"`` (its deterministic action). A policy whose training scored only its mean actions
+(those trained before sampled evaluations were recorded, whose checkpoints hold no log-std
+head) keeps acting by its mean: see :func:`recipe_action_sampling`. Each dataset is
+deterministic: the same
 checkpoint, seed, ``n_envs`` and code give the same arrays. It is written under a temporary
 store and moved into place only when complete, so a failure leaves nothing half-written.
 """
@@ -41,6 +48,7 @@ from tqdm import tqdm
 from ssmrl_lib.data.behavior import (
     ActorPolicy,
     file_sha256,
+    has_sampled_evaluations,
     load_replay_buffer,
     npz_bytes,
     policies_root,
@@ -81,7 +89,18 @@ D4RL_DATASET_SCORES: dict[str, dict[str, float]] = {
           for quality, mean_return in returns.items()}
     for env, returns in D4RL_DATASET_RETURNS.items()
 }
-MEDIUM_TOLERANCE = 0.25  # a medium checkpoint scores within ±25 % of the medium target
+# How a checkpoint picks actions while collecting medium and expert episodes. D4RL sampled
+# them from its SAC policy (scripts/generation/mujoco/collect_data.py: ``distr.sample()``), and
+# so did Minari (scripts/mujoco/create_dataset.py: SB3's ``predict`` with its default
+# ``deterministic=False``); so do we. Policies trained before sampled evaluations were recorded
+# act by their mean (their checkpoints cannot sample): ``recipe_action_sampling``.
+SAMPLING_MODES = ("mean", "sample")
+ACTION_SAMPLING = "sample"
+# A medium checkpoint scores within this fraction of the medium target, by the actions it
+# collects with: ±10 % of D4RL's dataset score (issue 13.4b) on 50 sampled episodes; the older,
+# mean-action policies were chosen within ±25 % on 10 deterministic episodes (SE ≈ 4 points,
+# about as wide as ±10 % of 62.1), which keeps their checkpoints.
+MEDIUM_TOLERANCE: dict[str, float] = {"sample": 0.10, "mean": 0.25}
 EXPERT_LEVEL = 90.0  # normalized score a checkpoint must reach to be called expert
 EXPERT_SEED_OFFSET = 1_000_000  # expert episode k is reset with seed + EXPERT_SEED_OFFSET + k
 
@@ -101,12 +120,32 @@ def dataset_id(task: LocomotionTask, quality: str) -> str:
 
 @dataclass(frozen=True)
 class Choice:
-    """A checkpoint picked for a recipe and the evaluation it was picked on."""
+    """A checkpoint picked for a recipe and the evaluation it was picked on (of its mean or its
+    sampled actions: ``action_sampling``)."""
 
     path: Path
     step: int
     normalized_mean: float
     normalized_std: float
+    action_sampling: str = "mean"
+
+
+def recipe_action_sampling(task: LocomotionTask, policy_dir: Path | None = None) -> str:
+    """How the checkpoints of ``task``'s policy act in the recipes: ``ACTION_SAMPLING``, except
+    that a policy whose training scored only its mean actions acts by its mean.
+
+    Those are the policies trained before sampled evaluations and log-std heads were recorded
+    (the committed ones until they are replaced): their checkpoints cannot sample, and their
+    medium checkpoint was chosen on its mean actions. So their datasets stay as built.
+    """
+    if ACTION_SAMPLING == "mean":
+        return "mean"
+    policy_dir = Path(policy_dir) if policy_dir is not None else policies_root() / task.name
+    return "sample" if has_sampled_evaluations(read_evaluations(policy_dir)) else "mean"
+
+
+def _score_key(action_sampling: str) -> str:
+    return "sampled_normalized_mean" if action_sampling == "sample" else "normalized_mean"
 
 
 def medium_target(task: LocomotionTask) -> float:
@@ -114,10 +153,15 @@ def medium_target(task: LocomotionTask) -> float:
 
 
 def choose_checkpoint(
-    task: LocomotionTask, quality: str, policy_dir: Path | None = None
+    task: LocomotionTask,
+    quality: str,
+    policy_dir: Path | None = None,
+    action_sampling: str | None = None,
 ) -> Choice:
     """The checkpoint behind ``quality`` (``medium`` or ``expert``) from ``evaluations.csv``.
 
+    Checkpoints are scored on the actions they collect with (``action_sampling``, by default
+    :func:`recipe_action_sampling`): the ``sampled_*`` evaluation columns when they sample.
     Raises ``SsmrlError`` when no checkpoint reached that level: a policy is never called
     medium or expert that was not evaluated at that level.
     """
@@ -128,41 +172,61 @@ def choose_checkpoint(
             f"no evaluated behavior policy in {policy_dir}; train one with "
             f"`ssmrl data train-policy --env {task.name} --steps 1000000`"
         )
-    best = max(rows, key=lambda row: row["normalized_mean"])
+    mode = action_sampling or recipe_action_sampling(task, policy_dir)
+    check_choice("action sampling", mode, SAMPLING_MODES)
+    if mode == "sample" and not has_sampled_evaluations(rows):
+        raise SsmrlError(
+            f"the evaluations in {policy_dir} score only mean actions (trained before sampled "
+            "evaluations were recorded), so no checkpoint can be chosen for sampled collection: "
+            "retrain it, or collect with action_sampling='mean'"
+        )
+    key = _score_key(mode)
+    best = max(rows, key=lambda row: row[key])
     if quality == "medium":
-        target = medium_target(task)
-        row = min(_until_past_medium(rows, target), key=lambda row: abs(
-            row["normalized_mean"] - target))
-        if abs(row["normalized_mean"] - target) > MEDIUM_TOLERANCE * target:
+        target, tolerance = medium_target(task), MEDIUM_TOLERANCE[mode]
+        row = min(_until_past_medium(rows, target, key, tolerance),
+                  key=lambda row: abs(row[key] - target))
+        if abs(row[key] - target) > tolerance * target:
             raise NotAvailable(
                 f"no {task.name} checkpoint reached medium level ({target:.0f} "
-                f"± {MEDIUM_TOLERANCE * target:.0f}); closest {row['normalized_mean']:.1f} at "
-                f"step {row['step']}, best {best['normalized_mean']:.1f}: train longer"
+                f"± {tolerance * target:.0f}, {mode} actions); closest {row[key]:.1f} at "
+                f"step {row['step']}, best {best[key]:.1f}: train longer"
             )
     elif quality == "expert":
         row = best
-        if row["normalized_mean"] < EXPERT_LEVEL:
+        if row[key] < EXPERT_LEVEL:
             raise NotAvailable(
-                f"no {task.name} checkpoint reached expert level ({EXPERT_LEVEL:.0f}); best "
-                f"{row['normalized_mean']:.1f} at step {row['step']}: train longer"
+                f"no {task.name} checkpoint reached expert level ({EXPERT_LEVEL:.0f}, {mode} "
+                f"actions); best {row[key]:.1f} at step {row['step']}: train longer"
             )
     else:  # pragma: no cover - internal use only
         raise ValueError(quality)
-    return Choice(
-        policy_dir / row["checkpoint"], row["step"], row["normalized_mean"], row["normalized_std"]
-    )
+    std_key = key.replace("normalized_mean", "normalized_std")
+    return Choice(policy_dir / row["checkpoint"], row["step"], row[key], row[std_key], mode)
 
 
-def _until_past_medium(rows: list[dict[str, Any]], target: float) -> list[dict[str, Any]]:
-    """The evaluations up to the first one above the medium window.
+def _until_past_medium(
+    rows: list[dict[str, Any]], target: float, key: str, tolerance: float
+) -> list[dict[str, Any]]:
+    """The evaluations up to the first one whose ``key`` score is above the medium window.
 
     D4RL stopped its medium policy once it reached medium level, so training on towards expert
     never moves the medium checkpoint (nor the medium-replay transitions cut at it).
     """
     for k, row in enumerate(rows):
-        if row["normalized_mean"] > (1 + MEDIUM_TOLERANCE) * target:
+        if row[key] > (1 + tolerance) * target:
             return rows[: k + 1]
     return rows
+
+
+def medium_is_final(task: LocomotionTask, policy_dir: Path | None = None) -> bool:
+    """Whether a checkpoint has passed above the medium band, so that training on can no
+    longer move the medium checkpoint (nor the replay transitions cut at it)."""
+    policy_dir = Path(policy_dir) if policy_dir is not None else policies_root() / task.name
+    rows = read_evaluations(policy_dir)
+    mode = recipe_action_sampling(task, policy_dir)
+    key, limit = _score_key(mode), (1 + MEDIUM_TOLERANCE[mode]) * medium_target(task)
+    return any(row[key] > limit for row in rows)
 
 
 def load_actor(path: Path, task: LocomotionTask) -> ActorPolicy:
@@ -296,11 +360,12 @@ def export_replay(
         choice = choose_checkpoint(task, "medium", policy_dir)
         until_step, checkpoint = choice.step, choice.path.name
     buffer = load_replay_buffer(policy_dir)
-    if buffer.full:
+    if buffer.full and buffer.pos != 0:
         raise SsmrlError(f"the replay buffer in {policy_dir} has wrapped; cannot export it")
     # The buffer holds one transition per step, less one per resume of a training saved
-    # before the transition was stored (an earlier version of train_policy did so).
-    n = min(until_step, buffer.pos)
+    # before the transition was stored (an earlier version of train_policy did so). Exactly
+    # full (a training as long as its buffer), it still holds every transition in order.
+    n = min(until_step, buffer.buffer_size if buffer.full else buffer.pos)
     obs = buffer.observations[:n, 0]
     next_obs = buffer.next_observations[:n, 0]
     dones = buffer.dones[:n, 0] > 0.5
@@ -401,14 +466,19 @@ def build_dataset(
     checkpoint: Path | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    action_sampling: str | None = None,
 ) -> minari.MinariDataset:
     """Build ``ssmrl/<env>/<quality>-v0`` in the local Minari store by D4RL's recipe.
 
     ``checkpoint`` overrides the chosen policy for ``medium``/``expert``: its evaluated level
     is recorded (``chosen_by: given``), and an expert checkpoint must still have reached
     ``EXPERT_LEVEL``. ``steps`` shortens the 1M-step collections for quick builds.
+    ``action_sampling`` (``SAMPLING_MODES``) is how medium and expert checkpoints act, by
+    default :func:`recipe_action_sampling`; it is recorded with the reason.
     """
     check_choice("quality", quality, QUALITIES)
+    if action_sampling is not None:
+        check_choice("action sampling", action_sampling, SAMPLING_MODES)
     steps = DEFAULT_STEPS if steps is None else steps
     if steps <= 0:
         raise SsmrlError("steps must be positive")
@@ -417,9 +487,11 @@ def build_dataset(
     if name in minari.list_local_datasets() and not overwrite:
         raise SsmrlError(f"dataset {name!r} already exists; pass --overwrite to replace it")
     policy_dir = Path(policy_dir) if policy_dir is not None else policies_root() / task.name
+    sampling_rule = "given" if action_sampling is not None else _sampling_rule(task, policy_dir)
+    action_sampling = action_sampling or recipe_action_sampling(task, policy_dir)
     code_commit = git_commit()  # the code that collects, not whatever is checked out after
     buffers, provenance = _collect(
-        task, quality, steps, seed, n_envs, policy_dir, checkpoint, progress
+        task, quality, steps, seed, n_envs, policy_dir, checkpoint, progress, action_sampling
     )
     returns = np.array([float(np.sum(b.rewards)) for b in buffers])
     scores = normalized_score(task, returns)
@@ -434,6 +506,8 @@ def build_dataset(
         "normalized_score_std": round(float(scores.std()), 3),
         "d4rl_dataset_normalized_score": D4RL_DATASET_SCORES[task.name][quality],
     }
+    if quality in ("medium", "expert", "medium-expert"):
+        provenance["action_sampling_rule"] = sampling_rule
     with _temporary_store(root) as scratch:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="`author", category=UserWarning)
@@ -464,6 +538,17 @@ def build_dataset(
     return minari.load_dataset(name)
 
 
+def _sampling_rule(task: LocomotionTask, policy_dir: Path) -> str:
+    """Why the recipe's checkpoints act as they do (recorded in the dataset's metadata)."""
+    if ACTION_SAMPLING == "mean":
+        return "mean: the recipes' setting (recipes.ACTION_SAMPLING)"
+    if recipe_action_sampling(task, policy_dir) == "sample":
+        return ("sample: as D4RL's and Minari's generation scripts; this policy's evaluations "
+                "score sampled actions, and the recipe chooses its checkpoints on them")
+    return ("mean: this policy's training scored only its mean actions (trained before "
+            "sampled evaluations and log-std heads were recorded)")
+
+
 def outdated_reason(task: LocomotionTask, quality: str, policy_dir: Path | None = None) -> str:
     """Why the stored ``quality`` dataset no longer follows its recipe ("" if it does).
 
@@ -486,6 +571,11 @@ def outdated_reason(task: LocomotionTask, quality: str, policy_dir: Path | None 
         if provenance.get(key) != file_sha256(source):
             was = provenance.get("checkpoint") or "other replay transitions"
             return f"{part} was built from {was}; the recipe now takes {source.name}"
+        sampled, wanted = (provenance.get("action_sampling", "mean"),
+                           recipe_action_sampling(task, policy_dir))
+        if part in ("medium", "expert") and sampled != wanted:
+            return (f"{part} was collected with {sampled} actions; the recipe now takes "
+                    f"{wanted} actions")
     return ""
 
 
@@ -511,6 +601,7 @@ def _collect(
     policy_dir: Path,
     checkpoint: Path | None,
     progress: bool = False,
+    action_sampling: str = "mean",
 ) -> tuple[list[EpisodeBuffer], dict[str, Any]]:
     """The episodes of one recipe and a description of where they came from."""
     if quality == "random":
@@ -532,12 +623,12 @@ def _collect(
         }
     if quality == "medium-expert":
         for part in ("expert", "medium"):  # fail before collecting a million steps, not after
-            choose_checkpoint(task, part, policy_dir)
+            choose_checkpoint(task, part, policy_dir, action_sampling)
         medium, medium_info = _stored_or_collected(
-            task, "medium", steps, seed, n_envs, policy_dir, progress
+            task, "medium", steps, seed, n_envs, policy_dir, progress, action_sampling
         )
         expert, expert_info = _stored_or_collected(
-            task, "expert", steps, seed, n_envs, policy_dir, progress
+            task, "expert", steps, seed, n_envs, policy_dir, progress, action_sampling
         )
         for k, episode in enumerate(expert):
             expert[k] = EpisodeBuffer(**{**episode.__dict__, "id": len(medium) + k})
@@ -551,27 +642,36 @@ def _collect(
     if checkpoint is not None:
         path, chosen_by = Path(checkpoint), "given"
     else:
-        path, chosen_by = choose_checkpoint(task, quality, policy_dir).path, "evaluation"
+        path = choose_checkpoint(task, quality, policy_dir, action_sampling).path
+        chosen_by = "evaluation"
     actor = load_actor(path, task)
     evaluation = actor.meta.get("evaluation", {})
-    if quality == "expert" and evaluation.get("normalized_mean", -np.inf) < EXPERT_LEVEL:
+    # The score of the actions collected, where the checkpoint records it.
+    score_key = _score_key(action_sampling)
+    score_key = score_key if score_key in evaluation else "normalized_mean"
+    score = evaluation.get(score_key, float("nan"))
+    if quality == "expert" and not score >= EXPERT_LEVEL:
         raise NotAvailable(
-            f"checkpoint {path} was evaluated at {evaluation.get('normalized_mean')}, below "
-            f"the expert level ({EXPERT_LEVEL:.0f}); it is not an expert"
+            f"checkpoint {path} was evaluated at {score} ({score_key}), below the expert level "
+            f"({EXPERT_LEVEL:.0f}); it is not an expert"
         )
     first_seed = _first_episode_seed(quality, seed)
-    buffers = collect_episodes(task.gym_id, actor, steps, first_seed, n_envs, progress)
+    act = actor if action_sampling == "mean" else actor.sampler(np.random.default_rng(first_seed))
+    buffers = collect_episodes(task.gym_id, act, steps, first_seed, n_envs, progress)
     return buffers, {
         "algorithm_name": f"{actor.meta.get('algorithm', '?')} (stable-baselines3)",
         "policy": f"{actor.meta.get('algorithm')} checkpoint {path.name}, step "
-        f"{actor.meta.get('step')}, evaluated at normalized score "
-        f"{evaluation.get('normalized_mean', float('nan')):.1f}",
+        f"{actor.meta.get('step')}, evaluated at normalized score {score:.1f} "
+        f"({'sampled' if score_key.startswith('sampled') else 'mean'} actions)",
         "checkpoint": path.name,
         "checkpoint_sha256": file_sha256(path),
         "checkpoint_step": actor.meta.get("step"),
-        "checkpoint_normalized_score": evaluation.get("normalized_mean"),
+        "checkpoint_normalized_score": score,
+        "checkpoint_score_actions": "sample" if score_key.startswith("sampled") else "mean",
+        "checkpoint_deterministic_score": evaluation.get("normalized_mean"),
         "chosen_by": chosen_by,
         "first_episode_seed": first_seed,
+        "action_sampling": action_sampling,
     }
 
 
@@ -588,22 +688,26 @@ def _stored_or_collected(
     n_envs: int,
     policy_dir: Path,
     progress: bool,
+    action_sampling: str,
 ) -> tuple[list[EpisodeBuffer], dict[str, Any]]:
     """A half of ``medium-expert``: the stored ``part`` dataset where it holds exactly what
     collecting would give (D4RL's medium-expert is its medium and expert datasets together),
     otherwise collected now. Either way the episodes are the same."""
-    stored = _stored_part(task, part, steps, seed, n_envs, policy_dir)
+    stored = _stored_part(task, part, steps, seed, n_envs, policy_dir, action_sampling)
     if stored is not None:
         return stored
-    return _collect(task, part, steps, seed, n_envs, policy_dir, None, progress)
+    return _collect(task, part, steps, seed, n_envs, policy_dir, None, progress, action_sampling)
 
 
 _PART_KEYS = ("algorithm_name", "policy", "checkpoint", "checkpoint_sha256", "checkpoint_step",
-              "checkpoint_normalized_score", "chosen_by", "first_episode_seed")
+              "checkpoint_normalized_score", "checkpoint_score_actions",
+              "checkpoint_deterministic_score", "chosen_by", "first_episode_seed",
+              "action_sampling")
 
 
 def _stored_part(
-    task: LocomotionTask, part: str, steps: int, seed: int, n_envs: int, policy_dir: Path
+    task: LocomotionTask, part: str, steps: int, seed: int, n_envs: int, policy_dir: Path,
+    action_sampling: str,
 ) -> tuple[list[EpisodeBuffer], dict[str, Any]] | None:
     name = dataset_id(task, part)
     if name not in minari.list_local_datasets():
@@ -614,11 +718,13 @@ def _stored_part(
         provenance = json.loads(dataset.storage.metadata["ssmrl"])
         same_policy_and_seeds = (
             provenance.get("checkpoint_sha256")
-            == file_sha256(choose_checkpoint(task, part, policy_dir).path)
+            == file_sha256(choose_checkpoint(task, part, policy_dir, action_sampling).path)
             and provenance.get("seed") == seed
             and provenance.get("n_envs") == n_envs
             # medium datasets built before this key existed started at ``seed`` too
             and provenance.get("first_episode_seed", seed) == first_seed
+            # and datasets built before sampling existed took the mean action
+            and provenance.get("action_sampling", "mean") == action_sampling
         )
         if not same_policy_and_seeds:
             return None
@@ -637,4 +743,4 @@ def _stored_part(
         for e, episode_seed in zip(episodes, seeds, strict=True)
     ]
     return buffers, {key: provenance.get(key) for key in _PART_KEYS} | {
-        "first_episode_seed": first_seed, "taken_from": name}
+        "first_episode_seed": first_seed, "action_sampling": action_sampling, "taken_from": name}

@@ -21,6 +21,7 @@ from ssmrl_lib.data.recipes import (
     build_dataset,
     choose_checkpoint,
     dataset_id,
+    recipe_action_sampling,
 )
 from ssmrl_lib.envs import TASKS, get_task, normalized_score
 
@@ -61,8 +62,25 @@ def datasets_frame(names: list[str]) -> pd.DataFrame:
             "transitions": dataset.total_steps,
             "normalized score": f"{scores.mean():.1f} ± {scores.std():.1f}",
             "D4RL": D4RL_DATASET_SCORES[env][quality],
+            "actions": collected_actions(dataset.storage.metadata),
         })
     return pd.DataFrame(rows)
+
+
+def collected_actions(metadata: dict[str, Any]) -> str:
+    """How a dataset's actions were chosen: ``mean`` or ``sample`` (of the policy's
+    tanh-Gaussian) for medium/expert, from its ``ssmrl`` provenance."""
+    if "ssmrl" not in metadata:
+        return "not recorded"
+    meta = json.loads(metadata["ssmrl"])
+    recipe = meta.get("recipe")
+    if recipe == "random":
+        return "uniform random"
+    if recipe == "medium-replay":
+        return "replay buffer (exploration samples)"
+    parts = [meta["medium"], meta["expert"]] if recipe == "medium-expert" else [meta]
+    # Datasets built before the mode was recorded took the mean action.
+    return " + ".join(dict.fromkeys(part.get("action_sampling", "mean") for part in parts))
 
 
 def dataset_source(name: str) -> str:
@@ -101,6 +119,7 @@ def policies_frame(envs: list[str], policies_dir: Path | None = None) -> pd.Data
             "last score": f"{evaluations[-1]['normalized_mean']:.1f}",
             "best score": f"{best['normalized_mean']:.1f} (step {best['step']})",
         }
+        row["dataset actions"] = recipe_action_sampling(task, root / env)
         for quality in ("medium", "expert"):
             try:
                 choice = choose_checkpoint(task, quality, root / env)
@@ -112,7 +131,8 @@ def policies_frame(envs: list[str], policies_dir: Path | None = None) -> pd.Data
 
 
 def plot_training_curves(envs: list[str], policies_dir: Path | None = None):
-    """Normalized score of each behavior policy's evaluations, with the medium band."""
+    """Normalized score of each behavior policy's evaluations (mean actions, and sampled ones
+    where the training scored them), with the medium band of the actions the recipe takes."""
     import matplotlib.pyplot as plt
 
     root = Path(policies_dir) if policies_dir else policies_root()
@@ -120,15 +140,19 @@ def plot_training_curves(envs: list[str], policies_dir: Path | None = None):
     for ax, env in zip(axes[0], envs, strict=True):
         evaluations = read_evaluations(root / env)
         target = D4RL_DATASET_SCORES[env]["medium"]
-        ax.axhspan(target * (1 - MEDIUM_TOLERANCE), target * (1 + MEDIUM_TOLERANCE),
-                   color="tab:orange", alpha=0.15, label="medium level")
+        band = MEDIUM_TOLERANCE[recipe_action_sampling(get_task(env), root / env)]
+        ax.axhspan(target * (1 - band), target * (1 + band),
+                   color="tab:orange", alpha=0.15, label=f"medium level (±{band:.0%})")
         ax.axhline(EXPERT_LEVEL, color="tab:green", ls="--", lw=1, label="expert level")
         if evaluations:
             steps = np.array([r["step"] for r in evaluations])
             mean = np.array([r["normalized_mean"] for r in evaluations])
             std = np.array([r["normalized_std"] for r in evaluations])
-            ax.plot(steps, mean, color="tab:blue", label=ALGORITHMS[env])
+            ax.plot(steps, mean, color="tab:blue", label=f"{ALGORITHMS[env]}, mean action")
             ax.fill_between(steps, mean - std, mean + std, color="tab:blue", alpha=0.2)
+            sampled = np.array([r.get("sampled_normalized_mean", np.nan) for r in evaluations])
+            if np.isfinite(sampled).any():
+                ax.plot(steps, sampled, color="tab:purple", label="sampled actions")
         else:
             ax.text(0.5, 0.5, "no evaluations yet", ha="center", transform=ax.transAxes)
         ax.set_title(TASKS[env].gym_id)
@@ -174,7 +198,7 @@ def smoke_datasets(envs: list[str], steps: int, workdir: Path) -> dict[str, str]
         train_policy(
             task, 200, policy_dir, eval_every=100, eval_episodes=1, learning_starts=50,
             buffer_size=1000, extra={"policy_kwargs": {"net_arch": [8, 8]}, "batch_size": 16},
-            log=lambda _line: None,
+            sampled_eval_episodes=1, log=lambda _line: None,  # so its medium samples, as D4RL
         )
         export_replay(task, policy_dir, until_step=200)
         checkpoint = policy_dir / "checkpoints" / "step_00000200.npz"
