@@ -35,7 +35,7 @@ def test_unknown_profile_and_parameter():
         offline_rl.settings_for("quick", step=10)
     with pytest.raises(SsmrlError, match="unknown environment 'ant'"):
         offline_rl.settings_for("quick", envs=["ant"])
-    with pytest.raises(SsmrlError, match="parameter 'steps' must be int"):
+    with pytest.raises(SsmrlError, match="parameter 'steps' = 'many': must be an integer"):
         offline_rl.settings_for("quick", steps="many")
 
 
@@ -60,12 +60,23 @@ def test_unknown_notebook(capsys):
     assert "01_dt_replication" in err and "02_mamba_vs_dt" in err
 
 
-def test_failing_notebook_leaves_no_output(capsys, tmp_path):
+def test_bad_profile_is_rejected_before_the_kernel_starts(capsys, tmp_path):
     code, err = run_cli(capsys, "notebook", "01_dt_replication", "-p", "profile", "fastest",
                         "--output-dir", str(tmp_path))
     assert code == 2
+    assert err == "ssmrl: error: unknown profile 'fastest'; valid choices: smoke, quick, full"
+    assert not list(tmp_path.iterdir())
+
+
+def test_failing_notebook_leaves_no_output(capsys, tmp_path):
+    """A failure inside the kernel (here: a dataset that is neither local nor downloadable
+    offline, which the smoke profile must not make up) leaves no executed notebook."""
+    code, err = run_cli(capsys, "notebook", "01_dt_replication", "-p", "profile", "smoke",
+                        "-p", "dataset", "mujoco/{env}/medium-v0", "--output-dir", str(tmp_path))
+    assert code == 2 and len(err.splitlines()) == 1
     assert err.startswith("ssmrl: error: notebook 01_dt_replication failed: SsmrlError: "
-                          "unknown profile 'fastest'; valid choices: smoke, quick, full")
+                          "unknown dataset 'mujoco/hopper/medium-v0' (offline)")
+    assert "ssmrl data build" in err and "make data" in err and "download" in err
     assert not list(tmp_path.iterdir())
 
 
