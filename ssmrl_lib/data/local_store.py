@@ -60,8 +60,8 @@ def local_dataset_ids() -> list[str]:
     for candidate in _dataset_folders(root, root):
         dataset_id = candidate.relative_to(root).as_posix()
         (complete if _is_complete(candidate, dataset_id) else broken).append(dataset_id)
-    if broken and tuple(broken) not in _warned:
-        _warned.add(tuple(broken))
+    if broken and (str(root), *broken) not in _warned:
+        _warned.add((str(root), *broken))
         _LOG.warning(
             "ssmrl: warning: skipping %d incomplete or misnamed folder(s) in the Minari store "
             "%s: %s (delete them, or rebuild the dataset to replace them)",
