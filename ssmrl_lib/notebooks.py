@@ -86,14 +86,11 @@ def execute(name: str, parameters: dict[str, Any], output_dir: Path = BOOK_DIR) 
     os.fchmod(fd, file_mode())
     os.close(fd)
     try:
-        with tempfile.TemporaryDirectory(prefix="ssmrl-kernel-") as sockets:
-            papermill.execute_notebook(
-                str(NOTEBOOK_DIR / f"{name}.ipynb"), tmp, parameters=parameters,
-                cwd=str(NOTEBOOK_DIR), progress_bar=False, kernel_name="python3",
-                km=_QuietKernelManager(
-                    kernel_name="python3", transport="ipc", ip=str(Path(sockets) / "kernel")
-                ),
-            )
+        papermill.execute_notebook(
+            str(NOTEBOOK_DIR / f"{name}.ipynb"), tmp, parameters=parameters,
+            cwd=str(NOTEBOOK_DIR), progress_bar=False, kernel_name="python3",
+            kernel_manager_class=_LocalKernelManager,
+        )
     except papermill.PapermillExecutionError as error:
         Path(tmp).unlink(missing_ok=True)
         raise SsmrlError(
@@ -106,9 +103,19 @@ def execute(name: str, parameters: dict[str, Any], output_dir: Path = BOOK_DIR) 
     return target
 
 
-class _QuietKernelManager(AsyncKernelManager):
-    """Shuts the kernel down without first interrupting it (the kernel is idle by then)."""
+class _LocalKernelManager(AsyncKernelManager):
+    """A kernel on IPC sockets in a private temporary directory, shut down without the
+    interrupt jupyter_client sends first (the kernel is idle by then)."""
+
+    def __init__(self, **kwargs: Any):
+        self._sockets = tempfile.TemporaryDirectory(prefix="ssmrl-kernel-")
+        super().__init__(transport="ipc", ip=str(Path(self._sockets.name) / "kernel"), **kwargs)
 
     async def _async_interrupt_kernel(self) -> None:
         if not self.shutting_down:
             await super()._async_interrupt_kernel()
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        await super()._async_cleanup_resources(restart=restart)
+        if not restart:
+            self._sockets.cleanup()
