@@ -25,7 +25,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from ssmrl_lib.errors import SsmrlError, check_choice
+from ssmrl_lib.errors import check_choice
 from ssmrl_lib.evaluate.peak_memory import PeakMemory
 from ssmrl_lib.profiles import (
     FRACTION,
@@ -135,13 +135,10 @@ class BsuiteRunConfig:
 
 
 def settings_for(profile: str, **overrides: Any) -> BsuiteSettings:
-    """Resolve a profile and overrides, checking model names and memory lengths."""
+    """Resolve a profile and overrides, checking model names."""
     settings = resolve(PROFILES, profile, **overrides)
     for model in settings.models:
         check_choice("model", model, MODELS)
-    for length in settings.lengths:
-        if not isinstance(length, int) or length < 1:
-            raise SsmrlError(f"memory lengths must be positive integers, got {length!r}")
     return settings
 
 
