@@ -189,3 +189,12 @@ def test_results_are_written_with_the_users_umask(tmp_path):
     finally:
         os.umask(previous)
     assert stat.S_IMODE((tmp_path / "result.json").stat().st_mode) == 0o640
+
+
+@pytest.mark.parametrize("name", notebooks.notebook_names())
+def test_every_notebook_parameter_reaches_a_checked_setting(name):
+    """A new notebook needs its entry in NOTEBOOK_SETTINGS, and each of its parameters must be
+    a setting there (checked before the kernel starts), else this fails."""
+    assert name in notebooks.NOTEBOOK_SETTINGS
+    parameters = {p: None for p in notebooks.notebook_parameters(name) if p != "profile"}
+    notebooks.check_parameters(name, {"profile": "smoke", **parameters})
