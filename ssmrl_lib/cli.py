@@ -58,7 +58,7 @@ _Yaml12Loader.add_implicit_resolver(  # the exponent forms YAML 1.1 reads as str
 def parse_parameter(name: str, text: str) -> Any:
     """A notebook parameter's value, read as YAML (1.2 numbers); malformed text is one line."""
     try:
-        return yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 (a SafeLoader)
+        return yaml.load(text, Loader=_Yaml12Loader)  # a SafeLoader: plain data only
     except yaml.YAMLError as error:
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         raise SsmrlError(

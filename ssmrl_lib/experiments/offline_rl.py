@@ -67,7 +67,7 @@ LOSS_CURVE_POINTS = 400
         MemoryEstimate(("episodes", "cost_episodes"), "per-episode evaluation records",
                        lambda s: 48 * (s.episodes + s.cost_episodes)),
         # the evaluation policy's per-slot history of states, actions and returns-to-go
-        MemoryEstimate(("eval_envs", "max_ep_len"), "evaluation context buffers",
+        MemoryEstimate(("eval_envs", "cost_envs", "max_ep_len"), "evaluation context buffers",
                        lambda s: 4 * 25 * max(s.eval_envs, s.cost_envs) * s.max_ep_len),
     ),
 )
