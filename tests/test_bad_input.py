@@ -80,7 +80,7 @@ def test_failing_notebook_leaves_no_output(capsys, tmp_path):
                         "-p", "dataset", "mujoco/{env}/medium-v0", "--output-dir", str(tmp_path))
     assert code == 2 and len(err.splitlines()) == 1
     assert err.startswith("ssmrl: error: notebook 01_dt_replication failed: SsmrlError: "
-                          "unknown dataset 'mujoco/hopper/medium-v0' (offline)")
+                          "unknown dataset 'mujoco/hopper/medium-v0' (not local, downloads off)")
     assert "ssmrl data build" in err and "make data" in err and "download" in err
     assert not list(tmp_path.iterdir())
 

@@ -106,7 +106,7 @@ def _open_id(dataset_id: str, download: bool) -> minari.MinariDataset:
         "or download a hosted one (unset SSMRL_OFFLINE)"
     )
     if not download:
-        raise SsmrlError(f"unknown dataset {dataset_id!r} (offline); {hint}")
+        raise SsmrlError(f"unknown dataset {dataset_id!r} (not local, downloads off); {hint}")
     try:
         return minari.load_dataset(dataset_id, download=True)
     except Exception as error:
