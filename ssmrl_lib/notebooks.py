@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import tempfile
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -96,8 +98,10 @@ def execute(name: str, parameters: dict[str, Any], output_dir: Path = BOOK_DIR) 
         raise SsmrlError(
             f"notebook {name} failed: {error.ename}: {error.evalue.splitlines()[0]}"
         ) from None
-    except BaseException:
+    except BaseException:  # Ctrl-C included: papermill's event loop is gone, stop the kernel
         Path(tmp).unlink(missing_ok=True)
+        for manager in list(_LocalKernelManager.live):
+            manager.kill_now()
         raise
     os.replace(tmp, target)
     return target
@@ -107,9 +111,21 @@ class _LocalKernelManager(AsyncKernelManager):
     """A kernel on IPC sockets in a private temporary directory, shut down without the
     interrupt jupyter_client sends first (the kernel is idle by then)."""
 
+    live: weakref.WeakSet[_LocalKernelManager] = weakref.WeakSet()
+
     def __init__(self, **kwargs: Any):
         self._sockets = tempfile.TemporaryDirectory(prefix="ssmrl-kernel-")
         super().__init__(transport="ipc", ip=str(Path(self._sockets.name) / "kernel"), **kwargs)
+        self.live.add(self)
+
+    def kill_now(self) -> None:
+        """Kill the kernel's process group (it runs in a session of its own) and remove its
+        sockets, without the event loop a graceful shutdown needs."""
+        process = getattr(self.provisioner, "process", None)
+        if process is not None and process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        self._sockets.cleanup()
 
     async def _async_interrupt_kernel(self) -> None:
         if not self.shutting_down:
