@@ -1,14 +1,18 @@
 """The ``ssmrl`` command: make datasets, inspect them, execute notebooks.
 
-Bad input ends with one line on stderr naming the problem and the valid choices, exit code 2.
+Bad input ends with one line on stderr naming the problem and the valid choices, exit code 2
+(argument errors as well: :class:`_Parser`); Ctrl-C ends with one line, exit code 130. Any
+other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -18,14 +22,63 @@ from ssmrl_lib.paths import REPO_ROOT
 DEFAULT_PLAN = REPO_ROOT / "campaign" / "plan.yaml"
 
 
-def _data_make(args: argparse.Namespace) -> None:
-    import minari
+class _Parser(argparse.ArgumentParser):
+    """An argument error in one line (argparse prints the usage first; ``-h`` shows it)."""
 
-    from ssmrl_lib.data.make import make_dataset
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _integer(minimum: int) -> Any:
+    """An argparse type: an integer of at least ``minimum``."""
+    what = "a positive integer" if minimum == 1 else f"an integer of at least {minimum}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        return value
+
+    return parse
+
+
+POSITIVE, NON_NEGATIVE = _integer(1), _integer(0)
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """YAML with 1.2's numbers: ``1e-3`` is a float (YAML 1.1 wants ``1.0e+3``)."""
+
+
+_Yaml12Loader.add_implicit_resolver(  # the exponent forms YAML 1.1 reads as strings
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def parse_parameter(name: str, text: str) -> Any:
+    """A notebook parameter's value, read as YAML (1.2 numbers); malformed text is one line."""
+    try:
+        return yaml.load(text, Loader=_Yaml12Loader)  # a SafeLoader: plain data only
+    except yaml.YAMLError as error:
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise SsmrlError(
+            f"parameter {name!r} = {text!r} is not valid YAML ({problem}); write lists as "
+            "[hopper, walker2d], numbers as 3 or 1e-3"
+        ) from None
+
+
+def _data_make(args: argparse.Namespace) -> None:
+    from ssmrl_lib.data.local_store import local_dataset_ids
+    from ssmrl_lib.data.make import check_free_id, make_dataset
     from ssmrl_lib.envs import get_task
 
     task = get_task(args.env)
-    if args.if_missing and args.id in minari.list_local_datasets():
+    check_free_id(args.id)
+    if args.if_missing and args.id in local_dataset_ids():
         print(f"{args.id} exists; kept")
         return
     dataset = make_dataset(
@@ -130,7 +183,7 @@ def _notebook(args: argparse.Namespace) -> None:
     from ssmrl_lib.runs import executor_environment, make_executor
 
     make_executor(**executor_options(args))  # bad options fail here, not inside the kernel
-    parameters = {key: yaml.safe_load(value) for key, value in args.parameter}
+    parameters = {key: parse_parameter(key, value) for key, value in args.parameter}
     with environment(executor_environment(**executor_options(args))):
         output = execute(
             args.name, parameters, Path(args.output_dir) if args.output_dir else BOOK_DIR
@@ -193,7 +246,7 @@ def _runs_check(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ssmrl", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="ssmrl", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     data = commands.add_parser("data", help="offline datasets").add_subparsers(
@@ -202,11 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
     make = data.add_parser("make", help="make a local Minari dataset by running a policy")
     make.add_argument("--env", required=True, help="hopper, halfcheetah or walker2d")
     make.add_argument("--id", required=True, help="dataset id, e.g. ssmrl/hopper/random-v0")
-    make.add_argument("--steps", type=int, required=True, help="at least this many steps")
+    make.add_argument("--steps", type=POSITIVE, required=True, help="at least this many steps")
     make.add_argument(
         "--policy", default="random", help="'random' or a checkpoint (.npz actor or SB3 .zip)"
     )
-    make.add_argument("--seed", type=int, default=0)
+    make.add_argument("--seed", type=NON_NEGATIVE, default=0)
     make.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
     make.add_argument("--if-missing", action="store_true", help="do nothing if it exists")
     make.set_defaults(handler=_data_make)
@@ -218,19 +271,19 @@ def build_parser() -> argparse.ArgumentParser:
         "train-policy", help="train (or resume) a behavior policy: SAC, TQC for halfcheetah"
     )
     train.add_argument("--env", required=True, help="hopper, halfcheetah or walker2d")
-    train.add_argument("--steps", type=int, required=True, help="train up to this many steps")
+    train.add_argument("--steps", type=POSITIVE, required=True, help="train up to this many steps")
     train.add_argument("--dir", help="policy directory (default data/policies/<env>)")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--eval-every", type=int, default=10_000)
-    train.add_argument("--eval-episodes", type=int, default=10,
+    train.add_argument("--seed", type=NON_NEGATIVE, default=0)
+    train.add_argument("--eval-every", type=POSITIVE, default=10_000)
+    train.add_argument("--eval-episodes", type=POSITIVE, default=10,
                        help="deterministic episodes per evaluation (default 10)")
     train.add_argument(
-        "--sampled-eval-episodes", type=int, default=50,
+        "--sampled-eval-episodes", type=NON_NEGATIVE, default=50,
         help="episodes of sampled actions per evaluation, which the medium/expert choice uses "
         "(default 50; 0 for none, as the policies trained before this option)",
     )
-    train.add_argument("--learning-starts", type=int, default=10_000)
-    train.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    train.add_argument("--learning-starts", type=NON_NEGATIVE, default=10_000)
+    train.add_argument("--threads", type=POSITIVE, default=1, help="torch threads (default 1)")
     train.set_defaults(handler=_data_train_policy)
 
     build = data.add_parser(
@@ -241,10 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--quality", required=True,
         help="random, medium, medium-replay, medium-expert, expert or all",
     )
-    build.add_argument("--steps", type=int, help="steps per policy (default 1000000)")
-    build.add_argument("--seed", type=int, default=0)
-    build.add_argument("--n-envs", type=int, default=8, help="environments run in lockstep")
-    build.add_argument("--jobs", type=int, default=1, help="datasets built in parallel processes")
+    build.add_argument("--steps", type=POSITIVE, help="steps per policy (default 1000000)")
+    build.add_argument("--seed", type=NON_NEGATIVE, default=0)
+    build.add_argument("--n-envs", type=POSITIVE, default=8, help="environments run in lockstep")
+    build.add_argument("--jobs", type=POSITIVE, default=1,
+                       help="datasets built in parallel processes")
     build.add_argument("--checkpoint", help="use this policy checkpoint (.npz) for medium/expert")
     build.add_argument("--policies-dir", help="behavior policies (default data/policies)")
     build.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
@@ -259,7 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--env", required=True, help="hopper, halfcheetah or walker2d")
     export.add_argument("--dir", help="policy directory (default data/policies/<env>)")
-    export.add_argument("--until-step", type=int, help="default: the medium checkpoint's step")
+    export.add_argument("--until-step", type=POSITIVE,
+                        help="default: the medium checkpoint's step")
     export.set_defaults(handler=_data_export_replay)
 
     notebook = commands.add_parser("notebook", help="execute a notebook with papermill")
@@ -309,9 +364,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.handler(args)
-    except SsmrlError as error:
+    except SsmrlError as error:  # bad input: one line; anything else is a bug, with traceback
         print(f"ssmrl: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("ssmrl: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

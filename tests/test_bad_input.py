@@ -1,10 +1,15 @@
 """Bad input: one clear line naming the problem and the choices, non-zero exit, nothing done."""
 
+import os
+import stat
+from pathlib import Path
+
 import pytest
 
 from ssmrl_lib import cli, notebooks
 from ssmrl_lib.errors import SsmrlError
 from ssmrl_lib.experiments import offline_rl
+from ssmrl_lib.runs.store import atomic_write_json
 
 
 def run_cli(capsys, *argv):
@@ -35,7 +40,7 @@ def test_unknown_profile_and_parameter():
         offline_rl.settings_for("quick", step=10)
     with pytest.raises(SsmrlError, match="unknown environment 'ant'"):
         offline_rl.settings_for("quick", envs=["ant"])
-    with pytest.raises(SsmrlError, match="parameter 'steps' must be int"):
+    with pytest.raises(SsmrlError, match="parameter 'steps' = 'many': must be an integer"):
         offline_rl.settings_for("quick", steps="many")
 
 
@@ -60,14 +65,136 @@ def test_unknown_notebook(capsys):
     assert "01_dt_replication" in err and "02_mamba_vs_dt" in err
 
 
-def test_failing_notebook_leaves_no_output(capsys, tmp_path):
+def test_bad_profile_is_rejected_before_the_kernel_starts(capsys, tmp_path):
     code, err = run_cli(capsys, "notebook", "01_dt_replication", "-p", "profile", "fastest",
                         "--output-dir", str(tmp_path))
     assert code == 2
+    assert err == "ssmrl: error: unknown profile 'fastest'; valid choices: smoke, quick, full"
+    assert not list(tmp_path.iterdir())
+
+
+def test_failing_notebook_leaves_no_output(capsys, tmp_path):
+    """A failure inside the kernel (here: a dataset that is neither local nor downloadable
+    offline, which the smoke profile must not make up) leaves no executed notebook."""
+    code, err = run_cli(capsys, "notebook", "01_dt_replication", "-p", "profile", "smoke",
+                        "-p", "dataset", "mujoco/{env}/medium-v0", "--output-dir", str(tmp_path))
+    assert code == 2 and len(err.splitlines()) == 1
     assert err.startswith("ssmrl: error: notebook 01_dt_replication failed: SsmrlError: "
-                          "unknown profile 'fastest'; valid choices: smoke, quick, full")
+                          "unknown dataset 'mujoco/hopper/medium-v0' (not local, downloads off)")
+    assert "ssmrl data build" in err and "make data" in err and "download" in err
     assert not list(tmp_path.iterdir())
 
 
 def test_notebook_parameters_are_discoverable():
     assert "profile" in notebooks.notebook_parameters("01_dt_replication")
+
+
+def _one_line_before_any_work(capsys, tmp_path, argv):
+    """Run the CLI; return its one-line error after checking that nothing was created."""
+    runs = Path(os.environ["SSMRL_RUNS_DIR"])
+    before = sorted(runs.rglob("*")) if runs.exists() else []
+    try:
+        code = cli.main(argv)
+    except SystemExit as exit_:  # argparse's own errors
+        code = exit_.code
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert (sorted(runs.rglob("*")) if runs.exists() else []) == before
+    assert not list(tmp_path.iterdir())
+    return err
+
+
+@pytest.mark.parametrize(("name", "value", "expected"), [
+    ("steps", "0", "parameter 'steps' = 0: must be a positive integer"),
+    ("steps", "-5", "parameter 'steps' = -5: must be a positive integer"),
+    ("seeds", "-1", "parameter 'seeds' = -1: must be a positive integer"),
+    ("envs", "[]", "parameter 'envs' = []: must be a non-empty list"),
+    ("batch_size", "0", "parameter 'batch_size' = 0: must be a positive integer"),
+    ("episodes", "1000000000000", "parameters episodes=1000000000000, cost_episodes=2 imply"),
+    ("context_len", "1.5", "parameter 'context_len' = 1.5: must be an integer"),
+    ("envs", "[hopper", "parameter 'envs' = '[hopper' is not valid YAML"),
+    ("dataset", "badid", "malformed dataset id 'badid'"),
+])
+def test_notebook_parameters_are_checked_before_the_kernel_starts(
+    capsys, tmp_path, name, value, expected
+):
+    err = _one_line_before_any_work(capsys, tmp_path, [
+        "notebook", "01_dt_replication", "-p", "profile", "smoke", "-p", name, value,
+        "--output-dir", str(tmp_path),
+    ])
+    assert err.startswith(f"ssmrl: error: {expected}")
+
+
+@pytest.mark.parametrize(("notebook", "name", "value", "expected"), [
+    ("00_datasets", "envs", "[ant]", "unknown environment 'ant'"),
+    ("03_s5_popgym", "learning_rate", "-0.5", "parameter 'learning_rate' = -0.5"),
+    ("03_s5_popgym", "learning_rate", ".nan", "'learning_rate' = nan: must be a finite number"),
+    ("04_bsuite_memory", "lengths", "[4, 0]", "parameter 'lengths' = [4, 0]"),
+    ("05_meta_rl", "dmc_seeds", "0", "parameter 'seeds' = 0"),
+])
+def test_every_notebook_checks_its_parameters(capsys, tmp_path, notebook, name, value, expected):
+    err = _one_line_before_any_work(capsys, tmp_path, [
+        "notebook", notebook, "-p", "profile", "smoke", "-p", name, value,
+        "--output-dir", str(tmp_path),
+    ])
+    assert expected in err
+
+
+def test_scientific_notation_is_a_number():
+    assert cli.parse_parameter("learning_rate", "1e-3") == 0.001
+    assert cli.parse_parameter("learning_rate", "5E+2") == 500.0
+    assert cli.parse_parameter("steps", "5") == 5 and cli.parse_parameter("x", "a1e3") == "a1e3"
+    settings = offline_rl.settings_for("smoke", learning_rate=cli.parse_parameter("lr", "1e-3"))
+    assert settings.learning_rate == 0.001
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["data", "make", "--env", "hopper", "--id", "x/y-v0", "--steps", "5", "--seed", "-1"],
+     "argument --seed: must be an integer of at least 0, got '-1'"),
+    (["data", "make", "--env", "hopper", "--id", "x/y-v0", "--steps", "0"],
+     "argument --steps: must be a positive integer, got '0'"),
+    (["data", "build", "--env", "hopper", "--quality", "random", "--n-envs", "0"],
+     "argument --n-envs: must be a positive integer, got '0'"),
+    (["data", "make", "--env", "hopper", "--id", "badid", "--steps", "5"],
+     "malformed dataset id 'badid'"),
+    (["data", "make", "--env", "hopper", "--id", "mujoco/hopper/medium-v0", "--steps", "5"],
+     "Minari's hosted namespace mujoco/"),
+    (["data", "make", "--env", "hopper", "--id", "ssmrl/hopper/medium-v0", "--steps", "5"],
+     "`ssmrl data build --env hopper --quality medium`"),
+    (["data", "make", "--env", "hopper", "--id", "ssmrl-smoke/hopper/random-v0", "--steps", "5"],
+     "kept for the smoke profile's stand-ins"),
+    (["notebook", "01_dt_replication", "-p", "profile", "smoke", "--output-dir", "/proc/x"],
+     "cannot write the executed notebook to /proc/x"),
+])
+def test_cli_arguments_give_one_line(capsys, tmp_path, isolated_store, argv, expected):
+    err = _one_line_before_any_work(capsys, tmp_path, argv)
+    assert expected in err
+    assert not any(p.name in ("badid", "mujoco", "x") for p in isolated_store.glob("*"))
+
+
+def test_an_internal_error_keeps_its_traceback(monkeypatch):
+    def broken(_args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cli, "_data_info", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli.main(["data", "info", "x/y-v0"])
+
+
+def test_results_are_written_with_the_users_umask(tmp_path):
+    previous = os.umask(0o027)
+    try:
+        atomic_write_json(tmp_path / "result.json", {"x": 1})
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "result.json").stat().st_mode) == 0o640
+
+
+@pytest.mark.parametrize("name", notebooks.notebook_names())
+def test_every_notebook_parameter_reaches_a_checked_setting(name):
+    """A new notebook needs its entry in NOTEBOOK_SETTINGS, and each of its parameters must be
+    a setting there (checked before the kernel starts), else this fails."""
+    assert name in notebooks.NOTEBOOK_SETTINGS
+    parameters = {p: None for p in notebooks.notebook_parameters(name) if p != "profile"}
+    notebooks.check_parameters(name, {"profile": "smoke", **parameters})

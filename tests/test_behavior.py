@@ -176,7 +176,10 @@ def test_train_policy_cli_bad_input(capsys, tmp_path):
     code = cli.main(["data", "train-policy", "--env", "ant", "--steps", "10"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith("ssmrl: error: unknown environment 'ant'")
-    code = cli.main(["data", "train-policy", "--env", "hopper", "--steps", "0",
-                     "--dir", str(tmp_path / "p")])
+    with pytest.raises(SystemExit) as exit_:  # argparse rejects it before any work
+        cli.main(["data", "train-policy", "--env", "hopper", "--steps", "0",
+                  "--dir", str(tmp_path / "p")])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and "must be positive" in err and len(err.splitlines()) == 1
+    assert exit_.value.code == 2 and len(err.splitlines()) == 1
+    assert err == ("ssmrl data train-policy: error: argument --steps: must be a positive "
+                   "integer, got '0'")

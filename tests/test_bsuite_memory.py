@@ -64,7 +64,7 @@ def test_smoke_grid_runs_and_is_cached(tmp_path) -> None:
 def test_bad_settings_fail_with_choices() -> None:
     with pytest.raises(SsmrlError, match="unknown model 'transformer'; valid choices: s5"):
         bsuite_memory.settings_for("smoke", models=["transformer"])
-    with pytest.raises(SsmrlError, match="memory lengths must be positive"):
+    with pytest.raises(SsmrlError, match=r"'lengths' = \[0\]: must be a non-empty list"):
         bsuite_memory.settings_for("smoke", lengths=[0])
     with pytest.raises(SsmrlError, match="unknown profile"):
         bsuite_memory.settings_for("huge")

@@ -4,6 +4,12 @@ This is what lets everything run offline: tests and the smoke profile make tiny 
 fly, and the datasets chapter builds its D4RL-style datasets the same way from trained
 behavior policies. Only complete episodes are stored (a trailing partial episode is dropped,
 as in Minari's own MuJoCo datasets); terminations and truncations stay apart.
+
+A made dataset never carries another dataset's name: the smoke profile's stand-ins live in their
+own namespace (:func:`smoke_dataset_id`), and ``ssmrl data make`` refuses the ids of the D4RL
+recipes (``ssmrl data build`` makes those), of the stand-ins, and of Minari's hosted namespaces
+(:func:`check_free_id`). Datasets are written through :func:`local_store.building`, so they
+appear whole or not at all.
 """
 
 from __future__ import annotations
@@ -18,12 +24,62 @@ import numpy as np
 from minari.data_collector import EpisodeBuffer
 from tqdm.auto import tqdm
 
+from ssmrl_lib.data.local_store import (
+    building,
+    check_dataset_id,
+    dataset_lock,
+    local_dataset_ids,
+)
 from ssmrl_lib.data.minari_write import create_dataset
-from ssmrl_lib.envs import LocomotionTask
+from ssmrl_lib.envs import LocomotionTask, get_task
 from ssmrl_lib.errors import SsmrlError
 from ssmrl_lib.report.provenance import git_commit
 
 Policy = Callable[[np.ndarray], np.ndarray]
+
+SMOKE_NAMESPACE = "ssmrl-smoke"
+# Farama hosts Minari's remote datasets under these namespaces (minari.farama.org/datasets).
+HOSTED_NAMESPACES = ("D4RL", "mujoco", "minigrid", "atari")
+
+
+def smoke_dataset_id(env: str) -> str:
+    """The smoke profile's stand-in for ``env``: a random-policy dataset in its own namespace."""
+    return f"{SMOKE_NAMESPACE}/{env}/random-v0"
+
+
+def check_free_id(dataset_id: str) -> None:
+    """Raise ``SsmrlError`` unless ``ssmrl data make`` may write ``dataset_id``: a valid id
+    that names no dataset made elsewhere for another purpose."""
+    from ssmrl_lib.data.recipes import QUALITIES
+
+    check_dataset_id(dataset_id)
+    parts = dataset_id.split("/")
+    namespace = parts[0] if len(parts) > 1 else ""
+    if namespace == SMOKE_NAMESPACE:
+        raise SsmrlError(
+            f"dataset id {dataset_id!r} is in the {SMOKE_NAMESPACE}/ namespace, kept for the "
+            "smoke profile's stand-ins; choose another namespace, e.g. mine/hopper/random-v0"
+        )
+    if namespace in HOSTED_NAMESPACES:
+        raise SsmrlError(
+            f"dataset id {dataset_id!r} is in Minari's hosted namespace {namespace}/; "
+            f"download it (`minari download {dataset_id}`) or choose another namespace"
+        )
+    if namespace == "ssmrl" and len(parts) == 3 and parts[2].rsplit("-v", 1)[0] in QUALITIES:
+        raise SsmrlError(
+            f"dataset id {dataset_id!r} is a D4RL recipe's; build it with `ssmrl data build "
+            f"--env {parts[1]} --quality {parts[2].rsplit('-v', 1)[0]}` (or `make data`)"
+        )
+
+
+def ensure_smoke_dataset(env: str, steps: int) -> str:
+    """The smoke stand-in of ``env``, made now (random policy, ``steps`` steps) if missing;
+    a process that asks while another makes it waits and uses that one."""
+    dataset_id = smoke_dataset_id(env)
+    with dataset_lock(dataset_id):
+        if dataset_id not in local_dataset_ids():
+            make_dataset(get_task(env), dataset_id, steps, seed=0, locked=True)
+    return dataset_id
 
 
 def random_policy(action_space: gym.spaces.Box, seed: int) -> Policy:
@@ -74,16 +130,25 @@ def make_dataset(
     policy: str = "random",
     max_episode_steps: int | None = None,
     overwrite: bool = False,
+    locked: bool = False,
 ) -> minari.MinariDataset:
     """Collect complete episodes until at least ``total_steps`` steps and store them locally.
 
     ``policy`` is ``"random"`` or the path of a policy checkpoint (ssmrl ``.npz`` actor or
     stable-baselines3 ``.zip``). ``ssmrl data build`` makes the D4RL-recipe datasets.
+    ``locked``: the caller already holds the id's :func:`local_store.dataset_lock`.
     """
-    if dataset_id in minari.list_local_datasets():
-        if not overwrite:
-            raise SsmrlError(f"dataset {dataset_id!r} already exists; pass overwrite to replace it")
-        minari.delete_dataset(dataset_id)
+    check_dataset_id(dataset_id)
+    if total_steps < 1:
+        raise SsmrlError(f"steps must be a positive integer, got {total_steps}")
+    if seed < 0:
+        raise SsmrlError(f"seed must be a non-negative integer, got {seed}")
+    if not locked:
+        with dataset_lock(dataset_id):
+            return make_dataset(task, dataset_id, total_steps, seed, policy, max_episode_steps,
+                                overwrite, locked=True)
+    if dataset_id in local_dataset_ids() and not overwrite:
+        raise SsmrlError(f"dataset {dataset_id!r} already exists; pass overwrite to replace it")
     env = gym.make(task.gym_id, max_episode_steps=max_episode_steps)
     act = (
         random_policy(env.action_space, seed)
@@ -100,9 +165,9 @@ def make_dataset(
             buffers.append(_run_episode(env, act, episode_seed, episode_id=len(buffers)))
             steps += len(buffers[-1].rewards)
             progress.update(len(buffers[-1].rewards))
-    with warnings.catch_warnings():
+    with building(dataset_id), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="`author", category=UserWarning)
-        dataset = create_dataset(
+        create_dataset(
             dataset_id,
             buffers,
             env=task.gym_id,
@@ -115,7 +180,7 @@ def make_dataset(
             f"policy {policy}, seed {seed}",
         )
     env.close()
-    return dataset
+    return minari.load_dataset(dataset_id)
 
 
 def _run_episode(env: gym.Env, act: Policy, seed: int, episode_id: int) -> EpisodeBuffer:

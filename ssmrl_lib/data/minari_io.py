@@ -14,6 +14,7 @@ from pathlib import Path
 import minari
 import numpy as np
 
+from ssmrl_lib.data.local_store import check_dataset_id, local_dataset_ids, store_root
 from ssmrl_lib.errors import SsmrlError
 
 OFFLINE_ENV_VAR = "SSMRL_OFFLINE"
@@ -88,7 +89,8 @@ def _open_path(path: Path) -> minari.MinariDataset:
 
 
 def _open_id(dataset_id: str, download: bool) -> minari.MinariDataset:
-    local = sorted(minari.list_local_datasets())
+    check_dataset_id(dataset_id)
+    local = local_dataset_ids()
     if dataset_id in local:
         try:
             return minari.load_dataset(dataset_id)
@@ -99,11 +101,12 @@ def _open_id(dataset_id: str, download: bool) -> minari.MinariDataset:
             ) from error
     hint = (
         f"local datasets: {', '.join(local) or 'none'} "
-        f"(store: {minari.storage.get_dataset_path()}); build the D4RL recipes with `make data` "
-        "(`ssmrl data build`) or make one with `ssmrl data make`"
+        f"(store: {store_root()}); build the D4RL recipes with `make data` "
+        "(`ssmrl data build --env ENV --quality QUALITY`), make one with `ssmrl data make`, "
+        "or download a hosted one (unset SSMRL_OFFLINE)"
     )
     if not download:
-        raise SsmrlError(f"unknown dataset {dataset_id!r}; {hint}")
+        raise SsmrlError(f"unknown dataset {dataset_id!r} (not local, downloads off); {hint}")
     try:
         return minari.load_dataset(dataset_id, download=True)
     except Exception as error:

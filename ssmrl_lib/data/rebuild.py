@@ -19,9 +19,9 @@ from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import minari
 from tqdm import tqdm
 
+from ssmrl_lib.data.local_store import local_dataset_ids, store_root
 from ssmrl_lib.data.recipes import (
     QUALITIES,
     NotAvailable,
@@ -123,7 +123,7 @@ def rebuild_datasets(
         raise SsmrlError(f"jobs must be at least 1, got {jobs}")
     for quality in qualities:
         check_choice("quality", quality, QUALITIES)
-    local = set(minari.list_local_datasets())
+    local = set(local_dataset_ids())
     todo, outcomes = [], {}
     for env in envs:
         for quality in qualities:
@@ -138,7 +138,7 @@ def rebuild_datasets(
                 job = replace(job, overwrite=True)
             todo.append(job)
     todo.sort(key=lambda job: -_RECIPE_COST[job.quality] * _STEP_COST.get(job.env, 1.0))
-    store = str(minari.storage.get_dataset_path())
+    store = str(store_root())
     with ExitStack() as stack:
         # Bars only on a terminal (disable=None), so errors stay one line in logs.
         many = None if len(todo) > 1 else True

@@ -29,12 +29,8 @@ store and moved into place only when complete, so a failure leaves nothing half-
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import warnings
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,11 +50,12 @@ from ssmrl_lib.data.behavior import (
     policies_root,
     read_evaluations,
 )
+from ssmrl_lib.data.local_store import building, dataset_lock, local_dataset_ids
 from ssmrl_lib.data.lockstep import LockstepEnvs
 from ssmrl_lib.data.minari_write import create_dataset
 from ssmrl_lib.envs import TASKS, LocomotionTask, normalized_score
 from ssmrl_lib.errors import SsmrlError, check_choice
-from ssmrl_lib.paths import environment, shown
+from ssmrl_lib.paths import shown
 from ssmrl_lib.report.provenance import git_commit
 from ssmrl_lib.runs.store import atomic_write_bytes
 
@@ -444,18 +441,6 @@ def replay_episodes(path: Path, task: LocomotionTask) -> tuple[list[EpisodeBuffe
 # --------------------------------------------------------------------------------------------
 
 
-@contextmanager
-def _temporary_store(root: Path):
-    """A scratch Minari store inside ``root`` (same file system, so moving out is a rename)."""
-    root.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
-    try:
-        with environment({"MINARI_DATASETS_PATH": str(scratch)}):
-            yield scratch
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
 def build_dataset(
     task: LocomotionTask,
     quality: str,
@@ -482,10 +467,30 @@ def build_dataset(
     steps = DEFAULT_STEPS if steps is None else steps
     if steps <= 0:
         raise SsmrlError("steps must be positive")
+    if seed < 0 or n_envs < 1:
+        raise SsmrlError(
+            f"seed must be a non-negative integer and n_envs a positive one, got {seed}, {n_envs}"
+        )
     name = dataset_id(task, quality)
-    root = Path(minari.storage.get_dataset_path())
-    if name in minari.list_local_datasets() and not overwrite:
-        raise SsmrlError(f"dataset {name!r} already exists; pass --overwrite to replace it")
+    with dataset_lock(name):
+        if name in local_dataset_ids() and not overwrite:
+            raise SsmrlError(f"dataset {name!r} already exists; pass --overwrite to replace it")
+        _build_unlocked(task, quality, name, steps, seed, n_envs, policy_dir, checkpoint,
+                        progress)
+    return minari.load_dataset(name)
+
+
+def _build_unlocked(
+    task: LocomotionTask,
+    quality: str,
+    name: str,
+    steps: int,
+    seed: int,
+    n_envs: int,
+    policy_dir: Path | None,
+    checkpoint: Path | None,
+    progress: bool,
+) -> None:
     policy_dir = Path(policy_dir) if policy_dir is not None else policies_root() / task.name
     sampling_rule = "given" if action_sampling is not None else _sampling_rule(task, policy_dir)
     action_sampling = action_sampling or recipe_action_sampling(task, policy_dir)
@@ -508,34 +513,22 @@ def build_dataset(
     }
     if quality in ("medium", "expert", "medium-expert"):
         provenance["action_sampling_rule"] = sampling_rule
-    with _temporary_store(root) as scratch:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="`author", category=UserWarning)
-            dataset = create_dataset(
-                name,
-                buffers,
-                env=task.gym_id,
-                eval_env=task.gym_id,
-                algorithm_name=provenance["algorithm_name"],
-                code_permalink=f"ssmrl commit {provenance['code_commit']}",
-                ref_min_score=task.ref_min_score,
-                ref_max_score=task.ref_max_score,
-                description=f"D4RL-style {quality} dataset of {task.gym_id} rebuilt by ssmrl: "
-                f"{provenance['policy']}",
-            )
-            dataset.storage.update_metadata({"ssmrl": json.dumps(provenance, sort_keys=True)})
+    with building(name), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`author", category=UserWarning)
+        dataset = create_dataset(
+            name,
+            buffers,
+            env=task.gym_id,
+            eval_env=task.gym_id,
+            algorithm_name=provenance["algorithm_name"],
+            code_permalink=f"ssmrl commit {provenance['code_commit']}",
+            ref_min_score=task.ref_min_score,
+            ref_max_score=task.ref_max_score,
+            description=f"D4RL-style {quality} dataset of {task.gym_id} rebuilt by ssmrl: "
+            f"{provenance['policy']}",
+        )
+        dataset.storage.update_metadata({"ssmrl": json.dumps(provenance, sort_keys=True)})
         del dataset
-        target = root / name
-        if target.exists():
-            shutil.rmtree(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(scratch / name, target)
-        # Minari describes each namespace level (ssmrl/, ssmrl/<env>/) in a small file.
-        for namespace_file in scratch.rglob("namespace_metadata.json"):
-            destination = root / namespace_file.relative_to(scratch)
-            if not destination.exists():
-                os.replace(namespace_file, destination)
-    return minari.load_dataset(name)
 
 
 def _sampling_rule(task: LocomotionTask, policy_dir: Path) -> str:
@@ -710,7 +703,7 @@ def _stored_part(
     action_sampling: str,
 ) -> tuple[list[EpisodeBuffer], dict[str, Any]] | None:
     name = dataset_id(task, part)
-    if name not in minari.list_local_datasets():
+    if name not in local_dataset_ids():
         return None
     first_seed = _first_episode_seed(part, seed)
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from ssmrl_lib.data.behavior import ALGORITHMS, policies_root, read_evaluations
 from ssmrl_lib.data.rebuild import rebuild_datasets
 from ssmrl_lib.data.recipes import (
     D4RL_DATASET_SCORES,
+    DEFAULT_STEPS,
     EXPERT_LEVEL,
     MEDIUM_TOLERANCE,
     QUALITIES,
@@ -24,6 +26,32 @@ from ssmrl_lib.data.recipes import (
     recipe_action_sampling,
 )
 from ssmrl_lib.envs import TASKS, get_task, normalized_score
+from ssmrl_lib.errors import check_choice
+from ssmrl_lib.profiles import NON_EMPTY, POSITIVE, allowed, resolve
+
+
+@allowed(envs=NON_EMPTY, steps=POSITIVE)
+@dataclass(frozen=True)
+class DatasetsChapterSettings:
+    """The datasets chapter's knobs: which environments, and steps per policy dataset."""
+
+    envs: tuple = tuple(TASKS)
+    steps: int = DEFAULT_STEPS
+
+
+PROFILES = {
+    "smoke": DatasetsChapterSettings(envs=("hopper",), steps=300),
+    "quick": DatasetsChapterSettings(),
+    "full": DatasetsChapterSettings(),
+}
+
+
+def settings_for(profile: str, **overrides: Any) -> DatasetsChapterSettings:
+    """Resolve the chapter's profile and overrides, checking environment names."""
+    settings = resolve(PROFILES, profile, **overrides)
+    for env in settings.envs:
+        check_choice("environment", env, TASKS)
+    return settings
 
 
 def ensure_datasets(

@@ -24,9 +24,19 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from ssmrl_lib.errors import SsmrlError, check_choice
+from ssmrl_lib.errors import check_choice
 from ssmrl_lib.evaluate.peak_memory import PeakMemory
-from ssmrl_lib.profiles import resolve
+from ssmrl_lib.profiles import (
+    FRACTION,
+    NON_EMPTY,
+    NON_NEGATIVE_FINITE,
+    POSITIVE,
+    POSITIVE_FINITE,
+    POSITIVE_SIZES,
+    MemoryEstimate,
+    allowed,
+    resolve,
+)
 from ssmrl_lib.report.provenance import git_commit, hardware, library_versions
 from ssmrl_lib.runs import RunDir, RunSpec, finite_or_none, wall_time_fields
 from ssmrl_lib.train.ppo import NetworkConfig, PPOConfig, PPOHistory, train_ppo
@@ -69,6 +79,16 @@ class MemoryChainEnv(gym.Env):
             False, {}
 
 
+@allowed(
+    lengths=POSITIVE_SIZES, models=NON_EMPTY, seeds=POSITIVE, episodes=POSITIVE, unroll=POSITIVE,
+    learning_rate=POSITIVE_FINITE, gamma=FRACTION, td_lambda=FRACTION,
+    entropy_coef=NON_NEGATIVE_FINITE, value_coef=NON_NEGATIVE_FINITE,
+    max_grad_norm=POSITIVE_FINITE, encoder=POSITIVE_SIZES, hidden=POSITIVE,
+    heads=POSITIVE_SIZES, s5_state=POSITIVE, checkpoint_every=POSITIVE,
+    # a return and a length per training episode, in arrays and in result.json
+    memory=(MemoryEstimate(("episodes",), "per-episode training records",
+                           lambda s: 48 * s.episodes),),
+)
 @dataclass(frozen=True)
 class BsuiteSettings:
     """A notebook's knobs; defaults are the paper's (Table 2), see ``PROFILES``."""
@@ -127,13 +147,10 @@ def episode_steps(episodes: int, length: int, unroll: int) -> int:
 
 
 def settings_for(profile: str, **overrides: Any) -> BsuiteSettings:
-    """Resolve a profile and overrides, checking model names and memory lengths."""
+    """Resolve a profile and overrides, checking model names."""
     settings = resolve(PROFILES, profile, **overrides)
     for model in settings.models:
         check_choice("model", model, MODELS)
-    for length in settings.lengths:
-        if not isinstance(length, int) or length < 1:
-            raise SsmrlError(f"memory lengths must be positive integers, got {length!r}")
     return settings
 
 

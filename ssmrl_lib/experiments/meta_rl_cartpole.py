@@ -27,7 +27,13 @@ from ssmrl_lib.errors import SsmrlError, check_choice
 from ssmrl_lib.evaluate.trials import per_trial_mean, trial_returns
 from ssmrl_lib.meta_envs import ProjectedStatelessCartPole
 from ssmrl_lib.models.memory import CORES
-from ssmrl_lib.profiles import resolve
+from ssmrl_lib.profiles import (
+    POSITIVE,
+    PPO_ALLOWED,
+    PPO_ROLLOUT_MEMORY,
+    allowed,
+    resolve,
+)
 from ssmrl_lib.report.provenance import git_commit, hardware, library_versions
 from ssmrl_lib.runs import RunDir, RunSpec, finite_or_none, wall_time_fields
 from ssmrl_lib.train.ppo import NetworkConfig, PPOConfig, mmer_summary, train_ppo
@@ -41,6 +47,10 @@ PAPER_EVAL_TRIALS = 32
 EVAL_SEED_OFFSET = 1_000_000  # evaluation seeds: none of them seeds a training environment
 
 
+@allowed(
+    num_trials=POSITIVE, trial_length=POSITIVE, eval_trials=POSITIVE, eval_episodes=POSITIVE,
+    **PPO_ALLOWED, memory=(PPO_ROLLOUT_MEMORY,),
+)
 @dataclass(frozen=True)
 class MetaCartPoleSettings:
     """A notebook's knobs; defaults are the paper's (§4.3 and Table 3), see ``PROFILES``."""

@@ -31,7 +31,14 @@ from ssmrl_lib.errors import check_choice
 from ssmrl_lib.evaluate.trials import trial_returns
 from ssmrl_lib.meta_envs import DMC_STEP_LIMIT, HELDOUT_TASKS, TRAIN_TASKS, DMControlProjectionTask
 from ssmrl_lib.models.memory import CORES
-from ssmrl_lib.profiles import resolve
+from ssmrl_lib.profiles import (
+    NON_EMPTY,
+    POSITIVE,
+    PPO_ALLOWED,
+    PPO_ROLLOUT_MEMORY,
+    allowed,
+    resolve,
+)
 from ssmrl_lib.report.provenance import git_commit, hardware, library_versions
 from ssmrl_lib.runs import RunDir, RunSpec, finite_or_none, wall_time_fields
 from ssmrl_lib.train.ppo import NetworkConfig, PPOConfig, mmer_summary, train_ppo
@@ -42,6 +49,10 @@ PAPER_MODELS = ("s5", "lstm", "mlp")
 EVAL_SEED_OFFSET = 1_000_000  # evaluation seeds: none of them seeds a training environment
 
 
+@allowed(
+    train_tasks=NON_EMPTY, num_trials=POSITIVE, trial_length=POSITIVE, eval_episodes=POSITIVE,
+    lstm_hidden=POSITIVE, **PPO_ALLOWED, memory=(PPO_ROLLOUT_MEMORY,),
+)
 @dataclass(frozen=True)
 class MetaDMCSettings:
     """A notebook's knobs; defaults are paper scale with PPO in place of Muesli (see above)."""

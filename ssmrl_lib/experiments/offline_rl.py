@@ -13,13 +13,13 @@ from functools import partial
 from typing import Any
 
 import gymnasium as gym
-import minari
 import numpy as np
 import torch
 from torch import nn
 
 from ssmrl_lib.data import DTWindowSampler, load_trajectories
-from ssmrl_lib.data.make import make_dataset
+from ssmrl_lib.data.local_store import check_dataset_id
+from ssmrl_lib.data.make import ensure_smoke_dataset, smoke_dataset_id
 from ssmrl_lib.data.windows import StateNormalizer
 from ssmrl_lib.envs import TASKS, get_task, normalized_score
 from ssmrl_lib.errors import SsmrlError, check_choice
@@ -33,7 +33,15 @@ from ssmrl_lib.models.decision_transformer import (
     SequenceModelConfig,
     count_trainable_parameters,
 )
-from ssmrl_lib.profiles import resolve
+from ssmrl_lib.profiles import (
+    NON_EMPTY,
+    NON_NEGATIVE,
+    POSITIVE,
+    POSITIVE_FINITE,
+    MemoryEstimate,
+    allowed,
+    resolve,
+)
 from ssmrl_lib.report.provenance import git_commit, hardware, library_versions
 from ssmrl_lib.runs import RunDir, RunSpec, wall_time_fields
 from ssmrl_lib.train.offline import TrainConfig, train_offline
@@ -48,6 +56,21 @@ LOSS_CURVE_POINTS = 400
 PAPER_MILESTONES = (5_000, 10_000, 20_000, 50_000, 100_000)
 
 
+@allowed(
+    envs=NON_EMPTY, models=NON_EMPTY, make_missing_dataset_steps=NON_NEGATIVE, seeds=POSITIVE,
+    steps=POSITIVE, batch_size=POSITIVE, warmup_steps=NON_NEGATIVE,
+    learning_rate=POSITIVE_FINITE, context_len=POSITIVE, hidden_size=POSITIVE, n_layer=POSITIVE,
+    episodes=POSITIVE, eval_envs=POSITIVE, eval_every=POSITIVE, eval_every_episodes=POSITIVE,
+    max_ep_len=POSITIVE, cost_episodes=POSITIVE, cost_envs=POSITIVE,
+    memory=(
+        # returns and lengths per evaluation episode, in arrays and in result.json
+        MemoryEstimate(("episodes", "cost_episodes"), "per-episode evaluation records",
+                       lambda s: 48 * (s.episodes + s.cost_episodes)),
+        # the evaluation policy's per-slot history of states, actions and returns-to-go
+        MemoryEstimate(("eval_envs", "cost_envs", "max_ep_len"), "evaluation context buffers",
+                       lambda s: 4 * 25 * max(s.eval_envs, s.cost_envs) * s.max_ep_len),
+    ),
+)
 @dataclass(frozen=True)
 class OfflineSettings:
     """A notebook's knobs; see ``PROFILES`` for their values per profile."""
@@ -78,7 +101,7 @@ class OfflineSettings:
 PROFILES = {
     "smoke": OfflineSettings(
         envs=("hopper",),
-        dataset="ssmrl/{env}/smoke-random-v0",
+        dataset=smoke_dataset_id("{env}"),
         make_missing_dataset_steps=1_000,
         seeds=2,
         steps=20,
@@ -151,6 +174,15 @@ def settings_for(profile: str, **overrides: Any) -> OfflineSettings:
         check_choice("environment", env, TASKS)
     for model in settings.models:
         check_choice("model", model, MODELS)
+    for env in settings.envs:
+        try:
+            ds_id = dataset_id(settings, env)
+        except (KeyError, IndexError, ValueError):
+            raise SsmrlError(
+                f"parameter 'dataset' = {settings.dataset!r}: a dataset id with at most the "
+                "placeholder {env}, e.g. mujoco/{env}/medium-v0"
+            ) from None
+        check_dataset_id(ds_id)
     return settings
 
 
@@ -159,13 +191,13 @@ def dataset_id(settings: OfflineSettings, env: str) -> str:
 
 
 def ensure_datasets(settings: OfflineSettings) -> dict[str, str]:
-    """Dataset id per environment; smoke-style settings make missing ones with a random policy."""
+    """Dataset id per environment. Smoke-style settings make a missing stand-in (random policy,
+    ``ssmrl-smoke/<env>/random-v0``); any other missing id is left for loading to report."""
     ids = {env: dataset_id(settings, env) for env in settings.envs}
     if settings.make_missing_dataset_steps:
-        local = minari.list_local_datasets()
         for env, ds_id in ids.items():
-            if ds_id not in local:
-                make_dataset(get_task(env), ds_id, settings.make_missing_dataset_steps, seed=0)
+            if ds_id == smoke_dataset_id(env):
+                ensure_smoke_dataset(env, settings.make_missing_dataset_steps)
     return ids
 
 

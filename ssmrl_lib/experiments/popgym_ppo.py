@@ -25,7 +25,7 @@ import torch
 
 from ssmrl_lib.errors import check_choice
 from ssmrl_lib.models.memory import CORES
-from ssmrl_lib.profiles import resolve
+from ssmrl_lib.profiles import NON_EMPTY, PPO_ALLOWED, PPO_ROLLOUT_MEMORY, allowed, resolve
 from ssmrl_lib.report.provenance import git_commit, hardware, library_versions
 from ssmrl_lib.runs import RunDir, RunSpec, finite_or_none, wall_time_fields
 from ssmrl_lib.train.ppo import NetworkConfig, PPOConfig, mmer_summary, train_ppo
@@ -59,6 +59,7 @@ def make_env(task: str) -> gym.Env:
     return wrappers.Flatten(wrappers.Antialias(wrappers.PreviousAction(env)))
 
 
+@allowed(envs=NON_EMPTY, **PPO_ALLOWED, memory=(PPO_ROLLOUT_MEMORY,))
 @dataclass(frozen=True)
 class PopgymSettings:
     """A notebook's knobs; defaults are the paper's (Table 3), see ``PROFILES``."""

@@ -127,12 +127,11 @@ def dataset_markdown(results: list[dict[str, Any]]) -> str:
 def absent_envs_markdown(envs: tuple | list, dataset_pattern: str) -> str:
     """A bullet per locomotion task left out of this execution, saying why: its dataset is not
     built (for our D4RL recipes: the reason the recipe is unavailable) or it was not asked for."""
-    import minari
-
+    from ssmrl_lib.data.local_store import local_dataset_ids
     from ssmrl_lib.data.recipes import NotAvailable, choose_checkpoint
     from ssmrl_lib.envs import TASKS
 
-    lines, local = [], set(minari.list_local_datasets())
+    lines, local = [], set(local_dataset_ids())
     for env in (env for env in TASKS if env not in envs):
         dataset = dataset_pattern.format(env=env)
         why = "not asked for in this execution (add it with `-p envs`)"

@@ -138,11 +138,20 @@ def _from_plain(hint: Any, value: Any) -> Any:
     return value
 
 
+def file_mode() -> int:
+    """The mode a plain ``open()`` gives a new file under the process's umask (``mkstemp``
+    makes 0600 files, which the user's group could not read)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
     """Write ``payload`` to ``path`` so that readers see the old file or the new one, whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
             handle.flush()
