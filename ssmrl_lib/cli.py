@@ -6,6 +6,7 @@ Bad input ends with one line on stderr naming the problem and the valid choices,
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -104,6 +105,23 @@ def _notebook(args: argparse.Namespace) -> None:
     print(f"executed {args.name} -> {output}")
 
 
+def _add_device_option(parser: argparse.ArgumentParser) -> None:
+    """``--device auto|cpu|cuda`` for a subcommand that runs experiments (sets $SSMRL_DEVICE)."""
+    parser.add_argument(
+        "--device", help="auto (a CUDA GPU if torch sees one, else the CPU; default), cpu or cuda"
+    )
+
+
+def _apply_device_option(args: argparse.Namespace) -> None:
+    """Export ``--device`` for this process and the ones it starts; check it before any work."""
+    if getattr(args, "device", None) is None:
+        return
+    from ssmrl_lib.device import DEVICE_VARIABLE, default_device
+
+    os.environ[DEVICE_VARIABLE] = args.device
+    default_device()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ssmrl", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -175,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="notebook parameter (value parsed as YAML), repeatable",
     )
     notebook.add_argument("--output-dir", help="where the executed notebook goes (default book/)")
+    _add_device_option(notebook)
     notebook.set_defaults(handler=_notebook)
     return parser
 
@@ -182,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _apply_device_option(args)
         args.handler(args)
     except SsmrlError as error:
         print(f"ssmrl: error: {error}", file=sys.stderr)

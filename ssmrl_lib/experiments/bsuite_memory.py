@@ -23,8 +23,8 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import torch
 
+from ssmrl_lib.device import default_device
 from ssmrl_lib.errors import SsmrlError, check_choice
 from ssmrl_lib.evaluate.peak_memory import PeakMemory
 from ssmrl_lib.profiles import resolve
@@ -169,7 +169,7 @@ def final_return(history: PPOHistory, fraction: float = FINAL_FRACTION) -> float
 def run_a2c(config: BsuiteRunConfig, run: RunDir) -> dict[str, Any]:
     """Train one model on one memory length with one seed."""
     started = time.perf_counter()
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = default_device()
     with PeakMemory() as memory:
         agent, history = train_ppo(
             lambda: MemoryChainEnv(config.memory_length), config.network, config.a2c,
@@ -191,7 +191,7 @@ def run_a2c(config: BsuiteRunConfig, run: RunDir) -> dict[str, Any]:
         # Of this process's training (a resumed run: since the resume), see evaluate.peak_memory.
         "peak_memory": memory.as_dict(),
         "wall_time_s": time.perf_counter() - started,
-        "device": device,
+        "device": device.type,
         "commit": git_commit(),
         "hardware": hardware(),
         "versions": library_versions("bsuite"),

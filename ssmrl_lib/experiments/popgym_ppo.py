@@ -22,8 +22,8 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import torch
 
+from ssmrl_lib.device import default_device
 from ssmrl_lib.errors import check_choice
 from ssmrl_lib.models.memory import CORES
 from ssmrl_lib.profiles import resolve
@@ -165,7 +165,7 @@ def grid(settings: PopgymSettings) -> list[RunSpec]:
 def run_ppo(config: PopgymRunConfig, run: RunDir) -> dict[str, Any]:
     """Train one model on one environment with one seed; the curve and MMER of the run."""
     started = time.perf_counter()
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = default_device()
     agent, history = train_ppo(
         lambda: make_env(config.env), config.network, config.ppo, config.seed, run, device
     )
@@ -184,7 +184,7 @@ def run_ppo(config: PopgymRunConfig, run: RunDir) -> dict[str, Any]:
         "train_time_s": train_time,
         "env_steps_per_s": history.steps[-1] / train_time,
         "wall_time_s": time.perf_counter() - started,
-        "device": device,
+        "device": device.type,
         "commit": git_commit(),
         "hardware": hardware(),
         "versions": library_versions("popgym"),
