@@ -44,3 +44,10 @@ def synchronize(device: torch.device | str) -> None:
     clock or a peak-memory counter."""
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def module_device(module: torch.nn.Module) -> torch.device:
+    """Where ``module``'s parameters (or buffers) live; the CPU for a module with neither."""
+    for tensor in (*module.parameters(), *module.buffers()):
+        return tensor.device
+    return torch.device("cpu")

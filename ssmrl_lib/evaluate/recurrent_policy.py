@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ssmrl_lib.data.windows import StateNormalizer
+from ssmrl_lib.device import module_device
 
 
 class RecurrentPolicy:
@@ -29,7 +30,7 @@ class RecurrentPolicy:
         act_dim: int,
     ):
         self.model = model
-        self.device = device = next(model.parameters()).device
+        self.device = device = module_device(model)
         self.normalizer = normalizer
         self.target = target_return / rtg_scale
         self.rtg_scale = rtg_scale

@@ -170,7 +170,7 @@ def run_a2c(config: BsuiteRunConfig, run: RunDir) -> dict[str, Any]:
     """Train one model on one memory length with one seed."""
     started = time.perf_counter()
     device = default_device()
-    with PeakMemory() as memory:
+    with PeakMemory(device) as memory:
         agent, history = train_ppo(
             lambda: MemoryChainEnv(config.memory_length), config.network, config.a2c,
             config.seed, run, device,

@@ -353,7 +353,7 @@ def inference_costs(settings: OfflineSettings) -> list[dict[str, Any]]:
                             **full_length),
                     partial(make_policy, model_name, mode, model, sizes, identity,
                             task.return_targets[0], 1000.0),
-                    settings.cost_episodes, settings.cost_envs, seed=0,
+                    settings.cost_episodes, settings.cost_envs, seed=0, device=device,
                 )
                 rows.append({"env": env, "model": model_name, "mode": mode,
                              "parameters": count_trainable_parameters(model), **cost,

@@ -18,6 +18,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ssmrl_lib.data.windows import DTWindowSampler
+from ssmrl_lib.device import module_device
 from ssmrl_lib.errors import SsmrlError
 from ssmrl_lib.runs.store import RunDir
 
@@ -119,7 +120,7 @@ def train_offline(
         start = checkpoint["step"]
 
     model.train()
-    device = next(model.parameters()).device
+    device = module_device(model)
     losses = DeviceLosses()
     progress = tqdm(range(start, config.steps), desc="train", unit="step", mininterval=2.0,
                     initial=start, total=config.steps)
