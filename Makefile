@@ -9,7 +9,8 @@ ENVS := hopper halfcheetah walker2d
 # Minari's local store lives in the repository (git-ignored) unless the caller points elsewhere.
 export MINARI_DATASETS_PATH ?= $(CURDIR)/data/minari
 
-.PHONY: setup data policies notebooks book reproduce test lint unit smoke book-check bench clean
+.PHONY: setup data policies notebooks book reproduce test lint unit smoke book-check bench clean \
+	gpu-check gpu-check-prepare gpu-check-restore gpu-check-dry-run
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -82,6 +83,23 @@ bench: setup  ## speed/memory benchmarks; results under benchmarks/results/
 	$(BIN)/python benchmarks/ppo_throughput.py
 	$(BIN)/python benchmarks/env_step.py
 	$(BIN)/python benchmarks/dataset_build.py --jobs $(DATA_JOBS)
+
+# The GPU check (README, "GPU check"). Here: prepare the payload (wheels for Python 3.12, the
+# tracked files the check does not read moved out of the tree; prints its size), make the device
+# call, restore. On the GPU machine: `make gpu-check` (bash benchmarks/gpu_check.sh; no venv).
+# In CI the same script runs as a dry run on the CPU (tests/test_gpu_check.py, part of `unit`).
+gpu-check-prepare: setup
+	$(BIN)/python benchmarks/gpu_payload.py prepare
+
+gpu-check-restore: setup
+	$(BIN)/python benchmarks/gpu_payload.py restore
+
+gpu-check:
+	bash benchmarks/gpu_check.sh
+
+gpu-check-dry-run: setup
+	MINARI_DATASETS_PATH=$(SMOKE_DIR)/gpu-check/minari $(BIN)/python benchmarks/gpu_check.py \
+	  --device cpu --dry-run --out-dir $(SMOKE_DIR)/gpu-check
 
 clean:
 	rm -rf $(SMOKE_DIR) book/_build

@@ -57,15 +57,13 @@ from ssmrl_lib.device import DEVICE_VARIABLE, synchronize  # noqa: E402
 from ssmrl_lib.models.decision_transformer import count_trainable_parameters  # noqa: E402
 from ssmrl_lib.models.mamba import scan_provenance  # noqa: E402
 from ssmrl_lib.models.scan import cuda as cuda_scan  # noqa: E402
+from ssmrl_lib.report.popgym import LU2023_WALL_TIME_S  # noqa: E402
 from ssmrl_lib.report.provenance import benchmark_record  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 SECTIONS = ("ppo", "scan", "offline", "full")
 PPO_TASK = "PositionOnlyCartPoleHard"
 PPO_CORES = ("s5", "gru", "lstm", "mlp")
-# Lu et al. 2023: the whole POPGym pipeline took ≈1,750 s with S5 and ≈11,800 s with a GRU on
-# one A40 (shared/replication-targets.md); issue 14 quotes it as "over five times faster".
-PAPER_PPO_SECONDS = {"s5": 1750.0, "gru": 11800.0}
 # Where the carried wheels' folder records the commit the payload was made from (the GPU
 # machine gets the working tree without its git history).
 SOURCE_COMMIT_FILE = Path(__file__).resolve().parents[1] / ".gpu-wheels" / "SOURCE_COMMIT"
@@ -138,34 +136,29 @@ def ppo_throughput(device: torch.device, dry_run: bool, budget: Budget, updates:
         )
         wall = history.wall_time_s
         per_update = [wall[0]] + [b - a for a, b in zip(wall[:-1], wall[1:], strict=True)]
+        timed = per_update[1:] or per_update  # the first update also fills the allocator
         rows[core] = {
             "updates": len(wall),
             "update_wall_s": per_update,
             "steps_per_s": history.steps[-1] / wall[-1],
-            # after the first update (allocator and autotuning settled), when there is one
-            "steps_per_s_after_first": (
-                ppo.steps_per_update * (len(wall) - 1) / (wall[-1] - wall[0])
-                if len(wall) > 1 else None
-            ),
+            "median_steps_per_s": statistics.median(ppo.steps_per_update / t for t in timed),
         }
-        print(f"ppo {core:>5}: {rows[core]['steps_per_s']:9.0f} env steps/s "
+        print(f"ppo {core:>5}: {rows[core]['median_steps_per_s']:9.0f} env steps/s "
               f"({len(wall)} update(s), {wall[-1]:.1f} s)", flush=True)
-    measured = {core: row for core, row in rows.items() if "steps_per_s" in row}
-    ratio = (
-        measured["s5"]["steps_per_s"] / measured["gru"]["steps_per_s"]
-        if {"s5", "gru"} <= set(measured) else None
-    )
+    median = {core: row["median_steps_per_s"] for core, row in rows.items() if "steps_per_s" in row}
+    ratio = median["s5"] / median["gru"] if {"s5", "gru"} <= set(median) else None
     return {
         "benchmark": "recurrent PPO end-to-end environment steps per second",
         "task": PPO_TASK,
         "ppo": dataclasses.asdict(ppo),
         "network": "Lu et al. Table 3 sizes (NetworkConfig defaults)" if not dry_run else sizes,
         "results": rows,
+        "median_steps_per_s": median,  # over the updates after the first, per core
         "s5_over_gru_speed": ratio,
         "paper": {
             "claim": "S5 end-to-end training over five times faster than GRU",
-            "seconds_whole_pipeline_one_a40": PAPER_PPO_SECONDS,
-            "s5_over_gru_speed": PAPER_PPO_SECONDS["gru"] / PAPER_PPO_SECONDS["s5"],
+            "seconds_whole_pipeline_one_a40": LU2023_WALL_TIME_S,
+            "s5_over_gru_speed": LU2023_WALL_TIME_S["gru"] / LU2023_WALL_TIME_S["s5"],
         },
     }
 
@@ -288,7 +281,10 @@ class DatasetRebuild:
         self.log = Path(tempfile.gettempdir()) / "ssmrl_gpu_check_dataset_rebuild.log"
         self.started = time.perf_counter()
         with self.log.open("w") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+            # one thread: the collection must not take the cores the timed sections use
+            env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                            env=env)
 
     def wait(self, timeout_s: float) -> float:
         """Seconds the rebuild took; ``TimeoutError`` (and the child killed) past ``timeout_s``."""

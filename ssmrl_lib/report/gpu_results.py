@@ -1,0 +1,69 @@
+"""The GPU check's recorded results (``benchmarks/gpu_check.py``), beside the CPU figures.
+
+The chapters show each ``benchmarks/results/<name>_gpu.json`` next to its CPU counterpart,
+labelled with the GPU it ran on, or say that it has not been recorded yet. A dry run's files
+(CI, ``"dry_run": true``) are never shown as results.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+
+from ssmrl_lib.paths import REPO_ROOT
+from ssmrl_lib.report.provenance import benchmark_caption
+
+RESULTS = REPO_ROOT / "benchmarks" / "results"
+
+
+def load(name: str) -> dict[str, Any] | None:
+    """``benchmarks/results/<name>_gpu.json``, or None when it is absent or a dry run's."""
+    path = RESULTS / f"{name}_gpu.json"
+    if not path.exists():
+        return None
+    result = json.loads(path.read_text())
+    return None if result.get("dry_run") else result
+
+
+def note(name: str, result: dict[str, Any] | None) -> str:
+    """The caption of a GPU result (GPU, scan, code commit), or the line saying it is missing."""
+    if result is None:
+        return (
+            f"**GPU figures not recorded yet**: `benchmarks/results/{name}_gpu.json` is missing "
+            "(no GPU check has run on this code). `make gpu-check` on a GPU machine writes it; "
+            "see the README's \"GPU check\"."
+        )
+    return (
+        f"**On the GPU ({result['gpu_name']})**, Decision Mamba's selective scan: "
+        f"{result['mamba_scan']}. {benchmark_caption(result['machine'])}"
+    )
+
+
+def train_step_table(gpu: dict[str, Any], cpu: dict[str, Any] | None) -> pd.DataFrame:
+    """Training-step time per model on the GPU, beside the recorded CPU time."""
+    cpu_ms = {row["model"]: 1e3 * row["median_s"] for row in cpu["results"]} if cpu else {}
+    return pd.DataFrame([
+        {
+            "model": row["model"],
+            "GPU: ms per step": f"{row['median_ms']:.2f}",
+            "GPU: vs DT": f"{row['ratio_to_dt']:.2f}×",
+            "CPU: ms per step": f"{cpu_ms[row['model']]:.1f}" if row["model"] in cpu_ms else "—",
+        }
+        for row in gpu["results"]
+    ])
+
+
+def full_runs_table(gpu: dict[str, Any]) -> pd.DataFrame:
+    """How far the full profile's training got on the GPU, and what the whole run would take."""
+    return pd.DataFrame([
+        {
+            "model": run["model"],
+            "steps": f"{run['steps_done']:,} of {run['steps_full']:,}",
+            "ms per step": f"{1e3 * run['s_per_step']:.1f}",
+            "whole run (min, projected)": f"{run['projected_full_train_s'] / 60:.0f}",
+            "final loss": f"{run['final_loss']:.4f}",
+        }
+        for run in gpu["runs"]
+    ])
