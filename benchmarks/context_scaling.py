@@ -206,7 +206,9 @@ def _inference_at(
         )
 
     if length <= 256:  # the cached step must reproduce the full forward
-        torch.testing.assert_close(dt_cached_step(), dt_window(), rtol=1e-4, atol=1e-4)
+        # (GPU attention kernels sum in another order than the CPU's, hence their tolerance)
+        tolerance = 1e-4 if device.type == "cpu" else 1e-3
+        torch.testing.assert_close(dt_cached_step(), dt_window(), rtol=tolerance, atol=tolerance)
 
     state = dm.init_state(1)
     for t in range(length):  # advance the recurrence through the history

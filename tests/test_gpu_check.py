@@ -82,7 +82,8 @@ def test_chapters_render_the_check_files(dry_run, monkeypatch, tmp_path):
 
     monkeypatch.setattr(gpu_results, "RESULTS", tmp_path)
     assert gpu_results.load("ppo_throughput") is None
-    assert "ppo_throughput_gpu.json` is missing" in gpu_results.note("ppo_throughput", None)
+    assert "`benchmarks/results/ppo_throughput_gpu.json` missing" in gpu_results.missing(
+        ["ppo_throughput"])
     for name in FILES:
         result = {**_read(dry_run, name), "dry_run": False, "gpu_name": "Test GPU"}
         (tmp_path / f"{name}_gpu.json").write_text(json.dumps(result))
@@ -91,7 +92,8 @@ def test_chapters_render_the_check_files(dry_run, monkeypatch, tmp_path):
 
     costs = gpu_results.load("inference_cost")
     assert len(mamba_vs_dt.table3(costs["results"])) == 3
-    assert "Test GPU" in gpu_results.note("inference_cost", costs)
+    assert "Test GPU" in gpu_results.caption(costs)
+    assert gpu_results.missing(list(FILES)) == ""
     steps = gpu_results.train_step_table(gpu_results.load("train_step"), None)
     assert list(steps["model"])[:2] == ["Decision Transformer", "Decision Mamba (fused)"]
     assert len(gpu_results.full_runs_table(gpu_results.load("full_runs"))) == 2

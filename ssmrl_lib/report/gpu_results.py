@@ -27,17 +27,23 @@ def load(name: str) -> dict[str, Any] | None:
     return None if result.get("dry_run") else result
 
 
-def note(name: str, result: dict[str, Any] | None) -> str:
-    """The caption of a GPU result (GPU, scan, code commit), or the line saying it is missing."""
-    if result is None:
-        return (
-            f"**GPU figures not recorded yet**: `benchmarks/results/{name}_gpu.json` is missing "
-            "(no GPU check has run on this code). `make gpu-check` on a GPU machine writes it; "
-            "see the README's \"GPU check\"."
-        )
+def caption(result: dict[str, Any]) -> str:
+    """Where a GPU result was recorded: the GPU, Decision Mamba's scan, the code commit."""
     return (
         f"**On the GPU ({result['gpu_name']})**, Decision Mamba's selective scan: "
         f"{result['mamba_scan']}. {benchmark_caption(result['machine'])}"
+    )
+
+
+def missing(names: list[str]) -> str:
+    """The line saying which of ``names`` have no GPU result yet (empty when none)."""
+    absent = [f"`benchmarks/results/{name}_gpu.json`" for name in names if load(name) is None]
+    if not absent:
+        return ""
+    return (
+        f"**GPU figures not recorded yet**: {', '.join(absent)} missing (no GPU check has run "
+        "on this code). `make gpu-check` on a GPU machine writes them; see the README's "
+        "\"On a GPU\"."
     )
 
 

@@ -52,7 +52,11 @@ def action_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tenso
         attention_mask=batch["attention_mask"],
     )
     mask = batch["attention_mask"] > 0
-    return ((predictions - batch["actions"]) ** 2)[mask].mean()
+    squared = (predictions - batch["actions"]) ** 2
+    if squared.is_cuda:  # boolean indexing would make the host wait to count the mask
+        kept = mask.unsqueeze(-1).expand_as(squared)
+        return squared.where(kept, 0.0).sum() / kept.sum()
+    return squared[mask].mean()
 
 
 class DeviceLosses:
