@@ -153,7 +153,7 @@ def ppo_throughput(device: torch.device, dry_run: bool, budget: Budget, updates:
         "ppo": dataclasses.asdict(ppo),
         "network": "Lu et al. Table 3 sizes (NetworkConfig defaults)" if not dry_run else sizes,
         "results": rows,
-        "median_steps_per_s": median,  # over the updates after the first, per core
+        "median_steps_per_s": median,  # per core, over its timed updates
         "s5_over_gru_speed": ratio,
         "paper": {
             "claim": "S5 end-to-end training over five times faster than GRU",
@@ -171,13 +171,12 @@ def scan_against_rnn(device: torch.device, dry_run: bool, repeats: int) -> dict:
     lengths = (8,) if dry_run else scan_vs_rnn.LENGTHS
     rows = scan_vs_rnn.run(1 if dry_run else repeats, max(lengths), device, lengths)
     scan_vs_rnn.print_table(rows)
-    top = max(lengths)
+    length = min(1024, max(lengths))  # the training length, or the dry run's
+    gru = scan_vs_rnn._lookup(rows, "GRU", "forward+backward", length)
     ratios = {
         model: gru / s5
         for model in ("S5 layer (associative)", "S5 stack, 4 blocks (associative)")
-        for mode in ("forward+backward",)
-        if (s5 := scan_vs_rnn._lookup(rows, model, mode, min(1024, top)))
-        and (gru := scan_vs_rnn._lookup(rows, "GRU", mode, min(1024, top)))
+        if (s5 := scan_vs_rnn._lookup(rows, model, "forward+backward", length)) and gru
     }
     return {
         "benchmark": "S5 scan vs nn.GRU / nn.LSTM, forward and forward+backward",
