@@ -10,6 +10,7 @@ ENVS := hopper halfcheetah walker2d
 export MINARI_DATASETS_PATH ?= $(CURDIR)/data/minari
 
 .PHONY: setup data policies notebooks book reproduce test lint unit smoke book-check bench clean \
+	campaign campaign-status \
 	gpu-check gpu-check-prepare gpu-check-restore gpu-check-dry-run
 
 $(STAMP): pyproject.toml
@@ -40,9 +41,14 @@ policy-%: setup
 	nice -n 19 $(BIN)/ssmrl data train-policy --env $* --steps $(POLICY_STEPS)
 	$(BIN)/ssmrl data export-replay --env $* || echo "$*: replay not exported (see above)"
 
+# Where runs are computed: EXECUTOR=local (JOBS runs at a time, default the number of cores) or
+# EXECUTOR=ray (a local Ray instance, or the cluster at $RAY_ADDRESS); see the rerun page.
+EXECUTOR ?= local
+JOBS ?=
+EXECUTOR_FLAGS = --executor $(EXECUTOR) $(if $(JOBS),--jobs $(JOBS))
 notebooks: data  ## execute every notebook with papermill into book/
 	for nb in $(NOTEBOOKS); do \
-	  $(BIN)/ssmrl notebook $$nb -p profile $(PROFILE) || exit 1; \
+	  $(BIN)/ssmrl notebook $$nb -p profile $(PROFILE) $(EXECUTOR_FLAGS) || exit 1; \
 	done
 
 book: setup
@@ -83,6 +89,21 @@ bench: setup  ## speed/memory benchmarks; results under benchmarks/results/
 	$(BIN)/python benchmarks/ppo_throughput.py
 	$(BIN)/python benchmarks/env_step.py
 	$(BIN)/python benchmarks/dataset_build.py --jobs $(DATA_JOBS)
+	$(BIN)/python benchmarks/parallel_executor.py
+
+# The campaign (campaign/plan.yaml) in the background, CAMPAIGN_JOBS runs at once, nice'd, one
+# torch thread each; it resumes where it stopped, so rerun it after any interruption.
+# Finished milestones land in data/runs/ (commit them); the log is data/campaign/campaign.log.
+CAMPAIGN_JOBS ?= 2
+CAMPAIGN_LOG := data/campaign/campaign.log
+campaign: data
+	mkdir -p $(dir $(CAMPAIGN_LOG))
+	nohup nice -n 10 $(BIN)/ssmrl campaign run --jobs $(CAMPAIGN_JOBS) --nice 0 \
+	  >> $(CAMPAIGN_LOG) 2>&1 < /dev/null & \
+	  echo "campaign started (pid $$!): log $(CAMPAIGN_LOG), progress: $(BIN)/ssmrl campaign status"
+
+campaign-status: setup
+	$(BIN)/ssmrl campaign status
 
 # The GPU check (README, "GPU check"). Here: prepare the payload (wheels for Python 3.12, the
 # tracked files the check does not read moved out of the tree; prints its size), make the device

@@ -6,8 +6,8 @@ is recorded in ``gpu_check_gpu.json`` so the rest still run):
 
 a. ``ppo_throughput``: recurrent PPO end to end (acting + learning) at Lu et al.'s Table 3
    settings (64 envs × 1024 steps, 30 epochs, 8 minibatches, the paper's network) for S5 ⊕,
-   GRU, LSTM and MLP on PositionOnlyCartPoleHard; environment steps/s and the S5/GRU ratio
-   beside the paper's claim.
+   GRU, LSTM and MLP on PositionOnlyCartPoleHard (``benchmarks/ppo_throughput.py``'s paper
+   workload on the device); environment steps/s and the S5/GRU ratio beside the paper's claim.
 b. ``scan_vs_rnn``: the S5 scan against ``nn.GRU``/``nn.LSTM``, forward and forward+backward,
    64 … 4096 steps (``benchmarks/scan_vs_rnn.py`` on the device).
 c. ``train_step``, ``inference_cost``, ``context_scaling``: DT and Decision Mamba training-step
@@ -50,6 +50,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark modules
 
 import context_scaling  # noqa: E402
+import ppo_throughput as ppo_throughput_benchmark  # noqa: E402
 import scan_vs_rnn  # noqa: E402
 import train_step  # noqa: E402
 
@@ -62,7 +63,6 @@ from ssmrl_lib.report.provenance import benchmark_record  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 SECTIONS = ("ppo", "scan", "offline", "full")
-PPO_TASK = "PositionOnlyCartPoleHard"
 PPO_CORES = ("s5", "gru", "lstm", "mlp")
 # Where the carried wheels' folder records the commit the payload was made from (the GPU
 # machine gets the working tree without its git history).
@@ -110,58 +110,56 @@ def _median_ms(fn: Callable[[], object], device: torch.device, repeats: int) -> 
 # a. PPO end to end
 
 
-def ppo_throughput(device: torch.device, dry_run: bool, share_s: float, updates: int) -> dict:
-    """Environment steps/s of ``updates`` PPO updates per core at the paper's settings; a core
-    starts only within ``share_s`` seconds of the first (S5 and GRU come first)."""
-    from ssmrl_lib.experiments.popgym_ppo import make_env
-    from ssmrl_lib.train.ppo import NetworkConfig, PPOConfig, train_ppo
-
+def ppo_throughput(
+    device: torch.device, dry_run: bool, share_s: float, timed_epochs: int
+) -> dict:
+    """``benchmarks/ppo_throughput.py``'s paper workload (one update of 64 envs × 1024 steps,
+    30 epochs of 8 minibatches) per core on the device, in that benchmark's result format; a
+    core starts only within ``share_s`` seconds of the first (S5 and GRU come first)."""
+    workload = ppo_throughput_benchmark.WORKLOADS["paper"]
     if dry_run:
-        ppo = PPOConfig(total_steps=2 * 2 * 8, num_envs=2, unroll=8, epochs=1, minibatches=1)
-        sizes = {"encoder": (8, 8), "hidden": 8, "heads": (8,), "s5_layers": 1, "s5_state": 4}
-    else:
-        ppo = PPOConfig(total_steps=updates * 64 * 1024)  # Table 3: 64 × 1024, 30 epochs, 8 mb
-        sizes = {}
-    warm_up = PPOConfig(total_steps=4 * 64, num_envs=4, unroll=64, epochs=1, minibatches=1)
-    rows = {}
+        workload = ppo_throughput_benchmark.Workload(num_envs=2, unroll=8, epochs=2,
+                                                     minibatches=1, updates=1)
+    warm_up = ppo_throughput_benchmark.Workload(num_envs=4, unroll=16, epochs=1, minibatches=1,
+                                                updates=1)
+    timed = min(timed_epochs, workload.epochs)
+    load_start = os.getloadavg()
+    cores, skipped = {}, {}
     started = time.monotonic()
     for core in PPO_CORES:
         if time.monotonic() - started > share_s and not dry_run:
-            rows[core] = {"skipped": f"the section's {share_s:.0f} s were spent"}
+            skipped[core] = f"the section's {share_s:.0f} s were spent"
             continue
-        network = NetworkConfig(core=core, **sizes)
         if not dry_run:  # CUDA context, cuDNN and kernel choice: outside the measurement
-            train_ppo(lambda: make_env(PPO_TASK), network, warm_up, 0, device=device,
-                      progress=False)
-        _, history = train_ppo(
-            lambda: make_env(PPO_TASK), network, ppo, 0, device=device, progress=False
-        )
-        wall = history.wall_time_s
-        per_update = [wall[0]] + [b - a for a, b in zip(wall[:-1], wall[1:], strict=True)]
-        timed = per_update[1:] or per_update  # past the first update where there are more
-        rows[core] = {
-            "updates": len(wall),
-            "update_wall_s": per_update,
-            "steps_per_s": history.steps[-1] / wall[-1],
-            "median_steps_per_s": statistics.median(ppo.steps_per_update / t for t in timed),
-        }
-        print(f"ppo {core:>5}: {rows[core]['median_steps_per_s']:9.0f} env steps/s "
-              f"({len(wall)} update(s), {wall[-1]:.1f} s)", flush=True)
-    median = {core: row["median_steps_per_s"] for core, row in rows.items() if "steps_per_s" in row}
-    ratio = median["s5"] / median["gru"] if {"s5", "gru"} <= set(median) else None
+            ppo_throughput_benchmark.time_updates(core, warm_up, 1, device)
+        sample = ppo_throughput_benchmark.time_updates(core, workload, timed, device)
+        cores[core] = ppo_throughput_benchmark.summarise([sample])
+        print(f"ppo {core:>5}: {sample['steps_per_s_wall']:9.0f} env steps/s (wall clock), "
+              f"acting {100 * sample['acting_share_wall']:.0f}%", flush=True)
     return {
-        "benchmark": "recurrent PPO end-to-end environment steps per second",
-        "task": PPO_TASK,
-        "ppo": dataclasses.asdict(ppo),
-        "network": "Lu et al. Table 3 sizes (NetworkConfig defaults)" if not dry_run else sizes,
-        "results": rows,
-        "median_steps_per_s": median,  # per core, over its timed updates
-        "s5_over_gru_speed": ratio,
-        "paper": {
-            "claim": "S5 end-to-end training over five times faster than GRU",
-            "seconds_whole_pipeline_one_a40": LU2023_WALL_TIME_S,
+        "benchmark": "recurrent PPO end-to-end environment steps per second, GPU",
+        "task": ppo_throughput_benchmark.TASK,
+        "network": "NetworkConfig defaults (Lu et al.'s Table 3 sizes)",
+        "paper_claim": {
+            "claim": "S5 over five times faster than a GRU end to end (the paper's abstract)",
             "s5_over_gru_speed": LU2023_WALL_TIME_S["gru"] / LU2023_WALL_TIME_S["s5"],
+            "wall_time_s": LU2023_WALL_TIME_S,
+            "hardware": "one A40 GPU, the whole POPGym pipeline",
         },
+        "workloads": {"paper": {
+            **dataclasses.asdict(workload),
+            "steps_per_update": workload.num_envs * workload.unroll,
+            "timed_epochs": timed,
+            "repeats": 1,
+            "cores": cores,
+            "skipped": skipped,
+            "s5_over_gru_speed": {
+                clock: cores["s5"][f"steps_per_s_{clock}"] / cores["gru"][f"steps_per_s_{clock}"]
+                for clock in ("cpu", "wall")
+            } if {"s5", "gru"} <= set(cores) else None,
+        }},
+        "load_average_at_start": list(load_start),
+        "load_average_at_end": list(os.getloadavg()),
     }
 
 
@@ -375,8 +373,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="time budget in seconds; sections that would start later are skipped")
     parser.add_argument("--sections", default=",".join(SECTIONS),
                         help=f"comma-separated, from {', '.join(SECTIONS)}")
-    parser.add_argument("--ppo-updates", type=int, default=1,
-                        help="timed PPO updates per core (after a small warm-up run)")
+    parser.add_argument("--timed-epochs", type=int, default=10,
+                        help="PPO epochs timed of the 30 (the rest count as the median one)")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--table3-episodes", type=int, default=100)
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
@@ -404,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     # name of the results file -> (section, how to compute it, seconds it needs at least)
     jobs: list[tuple[str, str, Callable[[], dict], float]] = [
         ("ppo_throughput", "ppo",
-         lambda: ppo_throughput(device, args.dry_run, 0.4 * args.budget_s, args.ppo_updates),
+         lambda: ppo_throughput(device, args.dry_run, 0.4 * args.budget_s, args.timed_epochs),
          60),
         ("scan_vs_rnn", "scan", lambda: scan_against_rnn(device, args.dry_run, args.repeats), 30),
         ("train_step", "offline", lambda: training_steps(device, args.dry_run, args.repeats), 20),

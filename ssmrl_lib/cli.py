@@ -13,6 +13,9 @@ from pathlib import Path
 import yaml
 
 from ssmrl_lib.errors import SsmrlError
+from ssmrl_lib.paths import REPO_ROOT
+
+DEFAULT_PLAN = REPO_ROOT / "campaign" / "plan.yaml"
 
 
 def _data_make(args: argparse.Namespace) -> None:
@@ -97,11 +100,38 @@ def _data_export_replay(args: argparse.Namespace) -> None:
     print(f"exported {path}")
 
 
+def add_executor_options(parser: argparse.ArgumentParser) -> None:
+    """``--executor`` and its options, for every command that runs a grid of runs."""
+    group = parser.add_argument_group("executor (where runs are computed)")
+    group.add_argument("--executor", choices=("local", "ray"), default="local",
+                       help="local processes (default) or Ray tasks")
+    group.add_argument("--jobs", type=int,
+                       help="local: runs computed in parallel (default: the number of cores)")
+    group.add_argument("--address", help="ray: the cluster's address (default: $RAY_ADDRESS, "
+                       "else a local Ray instance)")
+    group.add_argument("--cpus-per-run", type=float, help="ray: CPUs per run (default 1)")
+    group.add_argument("--gpus-per-run", type=float,
+                       help="ray: GPUs per run, fractions allowed, e.g. 0.25 (default 0)")
+
+
+def executor_options(args: argparse.Namespace) -> dict:
+    """``add_executor_options``'s values as ``make_executor`` / ``executor_environment``
+    keyword arguments (``kind`` first)."""
+    return {"kind": args.executor, "jobs": args.jobs, "address": args.address,
+            "cpus_per_run": args.cpus_per_run, "gpus_per_run": args.gpus_per_run}
+
+
 def _notebook(args: argparse.Namespace) -> None:
     from ssmrl_lib.notebooks import BOOK_DIR, execute
+    from ssmrl_lib.paths import environment
+    from ssmrl_lib.runs import executor_environment, make_executor
 
+    make_executor(**executor_options(args))  # bad options fail here, not inside the kernel
     parameters = {key: yaml.safe_load(value) for key, value in args.parameter}
-    output = execute(args.name, parameters, Path(args.output_dir) if args.output_dir else BOOK_DIR)
+    with environment(executor_environment(**executor_options(args))):
+        output = execute(
+            args.name, parameters, Path(args.output_dir) if args.output_dir else BOOK_DIR
+        )
     print(f"executed {args.name} -> {output}")
 
 
@@ -120,6 +150,60 @@ def _apply_device_option(args: argparse.Namespace) -> None:
 
     os.environ[DEVICE_VARIABLE] = args.device
     default_device()
+
+
+def _campaign_run(args: argparse.Namespace) -> None:
+    from ssmrl_lib.campaign import load_plan, run_campaign, say
+    from ssmrl_lib.paths import runs_root
+    from ssmrl_lib.runs import RunStore
+
+    if args.nice:
+        os.nice(args.nice)
+    plan = load_plan(args.plan)
+    run_campaign(plan, RunStore(runs_root()), jobs=args.jobs or plan.jobs, levels=args.levels,
+                 only=args.only, log=say)
+
+
+def _campaign_status(args: argparse.Namespace) -> None:
+    from ssmrl_lib.campaign import load_plan, status_report
+    from ssmrl_lib.paths import runs_root
+    from ssmrl_lib.runs import RunStore
+
+    print(status_report(load_plan(args.plan), RunStore(runs_root()), jobs=args.jobs))
+
+
+def _runs_migrate(args: argparse.Namespace) -> None:
+    from functools import partial
+
+    from ssmrl_lib.experiments.registry import EXPERIMENTS, milestone_records
+    from ssmrl_lib.paths import runs_root
+    from ssmrl_lib.runs.migrate import migrate_store
+
+    root = Path(args.dir) if args.dir else runs_root()
+    moved = migrate_store(root, {name: e.config_class for name, e in EXPERIMENTS.items()},
+                          {name: partial(milestone_records, name) for name in EXPERIMENTS})
+    for item in moved:
+        note = f" ({item.note})" if item.note else ""
+        print(f"{item.experiment}/{item.old_key} -> {item.new_key}"
+              f"{'' if item.finished else ' (unfinished)'}{note}")
+    print(f"{len(moved)} run(s) moved under {root}")
+
+
+def _runs_check(args: argparse.Namespace) -> None:
+    from ssmrl_lib.experiments.registry import book_grids
+    from ssmrl_lib.paths import runs_root
+    from ssmrl_lib.runs import RunStore
+
+    store = RunStore(Path(args.dir) if args.dir else runs_root())
+    missing = 0
+    for notebook, experiment, specs in book_grids(args.profile):
+        runs = [store.find(spec.experiment, spec.config) for spec in specs]
+        hits = sum(run is not None and run.finished for run in runs)
+        missing += len(specs) - hits
+        print(f"{notebook:<18} {experiment:<17} {hits:>3}/{len(specs):<3} runs cached")
+    if missing:
+        raise SsmrlError(f"{missing} run(s) of the {args.profile} profile's grids are not in "
+                         f"{store.root}: the notebooks would train them")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -193,8 +277,40 @@ def build_parser() -> argparse.ArgumentParser:
         help="notebook parameter (value parsed as YAML), repeatable",
     )
     notebook.add_argument("--output-dir", help="where the executed notebook goes (default book/)")
+    add_executor_options(notebook)
     _add_device_option(notebook)
     notebook.set_defaults(handler=_notebook)
+
+    campaign = commands.add_parser(
+        "campaign", help="work through the campaign plan, milestone by milestone"
+    ).add_subparsers(dest="campaign_command", required=True)
+    for name, handler, text in (
+        ("run", _campaign_run, "run the plan's runs (resumes where it stopped)"),
+        ("status", _campaign_status, "runs done and pending, core-hours spent and left"),
+    ):
+        sub = campaign.add_parser(name, help=text)
+        sub.add_argument("--plan", default=str(DEFAULT_PLAN), help="plan file (YAML)")
+        sub.add_argument("--jobs", type=int, help="runs at once (default: the plan's)")
+        sub.set_defaults(handler=handler)
+        if name == "run":
+            sub.add_argument("--levels", type=int, help="stop after this many milestones")
+            sub.add_argument("--only", nargs="+", metavar="ENTRY", help="only these entries")
+            sub.add_argument("--nice", type=int, default=10, help="niceness increment (10)")
+
+    runs = commands.add_parser("runs", help="the run store").add_subparsers(
+        dest="runs_command", required=True
+    )
+    migrate = runs.add_parser(
+        "migrate", help="one-time: move runs to cache keys without their horizon"
+    )
+    migrate.add_argument("--dir", help="run store (default $SSMRL_RUNS_DIR or data/runs)")
+    migrate.set_defaults(handler=_runs_migrate)
+    check = runs.add_parser(
+        "check", help="is every run of every notebook's grid at a profile cached? (no training)"
+    )
+    check.add_argument("--profile", default="quick")
+    check.add_argument("--dir", help="run store (default $SSMRL_RUNS_DIR or data/runs)")
+    check.set_defaults(handler=_runs_check)
     return parser
 
 

@@ -49,10 +49,11 @@ def test_every_section_writes_its_file(dry_run):
 
 
 def test_sections_hold_the_issue_figures(dry_run):
-    ppo = _read(dry_run, "ppo_throughput")
-    assert set(ppo["results"]) == {"s5", "gru", "lstm", "mlp"}
-    assert all(row["steps_per_s"] > 0 for row in ppo["results"].values())
-    assert ppo["s5_over_gru_speed"] > 0 and ppo["paper"]["s5_over_gru_speed"] > 5
+    ppo = _read(dry_run, "ppo_throughput")["workloads"]["paper"]
+    assert set(ppo["cores"]) == {"s5", "gru", "lstm", "mlp"}
+    assert all(row["steps_per_s_wall"] > 0 for row in ppo["cores"].values())
+    assert ppo["s5_over_gru_speed"]["wall"] > 0
+    assert _read(dry_run, "ppo_throughput")["paper_claim"]["s5_over_gru_speed"] > 5
 
     scan = _read(dry_run, "scan_vs_rnn")
     models = {(row["model"], row["mode"]) for row in scan["results"]}
@@ -97,6 +98,8 @@ def test_chapters_render_the_check_files(dry_run, monkeypatch, tmp_path):
     steps = gpu_results.train_step_table(gpu_results.load("train_step"), None)
     assert list(steps["model"])[:2] == ["Decision Transformer", "Decision Mamba (fused)"]
     assert len(gpu_results.full_runs_table(gpu_results.load("full_runs"))) == 2
-    assert len(popgym.throughput_table(gpu_results.load("ppo_throughput"))) == 4
+    throughput = gpu_results.load("ppo_throughput")
+    assert len(gpu_results.throughput_table(throughput)) == 4
+    assert "Paper's (Table 3) workload" in popgym.throughput_workload_note(throughput)
     plt.close(mamba_vs_dt.plot_context_scaling(gpu_results.load("context_scaling")))
     plt.close(popgym.plot_scan_benchmark(gpu_results.load("scan_vs_rnn")))

@@ -10,6 +10,7 @@ import torch
 from ssmrl_lib.errors import SsmrlError
 from ssmrl_lib.experiments.popgym_ppo import make_env
 from ssmrl_lib.models.memory import CORES, make_core
+from ssmrl_lib.models.s5 import S5_BLOCKS
 from ssmrl_lib.runs import RunStore
 from ssmrl_lib.train.ppo import (
     ActorCritic,
@@ -174,6 +175,22 @@ def test_training_is_deterministic_and_resumes(tmp_path) -> None:
                   progress=False)
     _, resumed = train_ppo(make_cartpole, network, SMOKE, seed=3, run=run, progress=False)
     assert resumed.mean_return == first.mean_return and resumed.losses == first.losses
+
+
+@pytest.mark.parametrize("s5_block", S5_BLOCKS)
+def test_both_s5_blocks_train(s5_block: str) -> None:
+    """One PPO update with each S5 block: finite losses, every S5 parameter updated."""
+    network = NetworkConfig(core="s5", s5_block=s5_block, **TINY)
+    config = PPOConfig(total_steps=4 * 32, num_envs=4, unroll=32, epochs=1, minibatches=1,
+                       learning_rate=1e-3)
+    torch.manual_seed(0)
+    env = make_cartpole()
+    initial = ActorCritic(env.observation_space.shape[0], env.action_space, network)
+    initial = {name: value.clone() for name, value in initial.core.state_dict().items()}
+    agent, history = train_ppo(make_cartpole, network, config, seed=0, progress=False)
+    assert all(np.isfinite(v) for v in history.losses[-1].values())
+    for name, value in agent.core.state_dict().items():
+        assert not torch.equal(value, initial[name]), name
 
 
 def test_ppo_learns_a_trivial_task() -> None:

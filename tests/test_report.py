@@ -108,3 +108,25 @@ def test_settings_table_lists_only_the_differences_as_written_in_a_config():
     assert table["setting"].tolist() == ["steps", "learning_rate"]
     assert table["this run"].tolist() == ["400", "0.002"]
     assert table["paper scale (full)"].tolist() == ["100000", "5e-05"]
+
+
+def test_throughput_table_reads_the_recorded_benchmark():
+    """The POPGym chapter's throughput table, from the committed benchmark result."""
+    import json
+
+    from ssmrl_lib.paths import REPO_ROOT
+    from ssmrl_lib.report.popgym import throughput_table, throughput_workload_note
+
+    path = REPO_ROOT / "benchmarks" / "results" / "ppo_throughput_cpu.json"
+    benchmark = json.loads(path.read_text())
+    table = throughput_table(benchmark)
+    workloads = benchmark["workloads"]
+    assert len(table) == sum(len(w["cores"]) for w in workloads.values())
+    paper_s5 = table[
+        (table["workload"] == "paper's (Table 3)") & (table["model"] == "S5 (⊕ resets)")
+    ]
+    ratio = workloads["paper"]["s5_over_gru_speed"]["cpu"]
+    assert paper_s5["speed / GRU (CPU time)"].item() == f"{ratio:.2f}×"
+    assert paper_s5["paper: speed / GRU (A40 GPU)"].item() == "≈6.7×"
+    note = throughput_workload_note(benchmark)
+    assert "64 environments × 1024 steps, 30 epochs of 8 minibatches" in note

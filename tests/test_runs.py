@@ -33,7 +33,7 @@ def test_finished_runs_are_reused(tmp_path):
         calls.append(config.seed)
         return {"value": config.seed * 10}
 
-    executor = LocalExecutor(RunStore(tmp_path))
+    executor = LocalExecutor(RunStore(tmp_path), jobs=1)  # in this process: `calls` sees the runs
     specs = [RunSpec("toy", ToyConfig(seed), compute) for seed in range(3)]
     first = executor.run_all(specs)
     second = executor.run_all(specs)

@@ -17,8 +17,7 @@ The score of a run is the mean return of the last 10% of its training episodes.
 from __future__ import annotations
 
 import dataclasses
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
@@ -29,13 +28,15 @@ from ssmrl_lib.errors import SsmrlError, check_choice
 from ssmrl_lib.evaluate.peak_memory import PeakMemory
 from ssmrl_lib.profiles import resolve
 from ssmrl_lib.report.provenance import git_commit, hardware, library_versions
-from ssmrl_lib.runs import RunDir, RunSpec, finite_or_none
+from ssmrl_lib.runs import RunDir, RunSpec, finite_or_none, wall_time_fields
 from ssmrl_lib.train.ppo import NetworkConfig, PPOConfig, PPOHistory, train_ppo
 
 EXPERIMENT = "bsuite_memory"
 MODELS = ("s5", "lstm", "gru", "mlp")
 PAPER_LENGTHS = (4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
 FINAL_FRACTION = 0.1
+PAPER_EPISODES = 10_000
+PAPER_MILESTONES = (1_000, 2_500, 5_000, PAPER_EPISODES)
 
 
 class MemoryChainEnv(gym.Env):
@@ -75,7 +76,7 @@ class BsuiteSettings:
     lengths: tuple = PAPER_LENGTHS
     models: tuple = ("s5", "lstm")
     seeds: int = 5
-    episodes: int = 10_000
+    episodes: int = PAPER_EPISODES
     unroll: int = 32
     learning_rate: float = 3e-4
     gamma: float = 0.99
@@ -87,20 +88,23 @@ class BsuiteSettings:
     hidden: int = 256
     heads: tuple = (256,)
     s5_state: int = 256
+    s5_block: str = "authors"  # S5's residual block: authors (Lu et al.'s) | prenorm
     checkpoint_every: int = 200
+    milestones: tuple = ()  # training episodes at which a run records its score
 
 
+# smoke and quick keep the pre-norm S5 block their recorded runs used.
 PROFILES = {
     "smoke": BsuiteSettings(
         lengths=(4,), seeds=1, episodes=40, unroll=8, encoder=(16,), hidden=16, heads=(16,),
-        s5_state=8, checkpoint_every=10,
+        s5_state=8, checkpoint_every=10, s5_block="prenorm",
     ),
     # About 6.5 CPU-minutes (1 torch thread): 16 runs, 64k steps per model and seed.
     "quick": BsuiteSettings(
         lengths=(4, 8, 16, 32), seeds=2, episodes=1_000, encoder=(64,), hidden=64, heads=(64,),
-        s5_state=64, learning_rate=1e-3,
+        s5_state=64, learning_rate=1e-3, s5_block="prenorm",
     ),
-    "full": BsuiteSettings(),
+    "full": BsuiteSettings(milestones=PAPER_MILESTONES),
 }
 
 
@@ -109,9 +113,17 @@ class BsuiteRunConfig:
     memory_length: int
     model: str
     seed: int
-    episodes: int
+    episodes: int = field(metadata={"cache_key": "horizon"})  # where this run stops
     network: NetworkConfig
     a2c: PPOConfig
+    # Training episodes at which the run records its score (``a2c.milestones`` in steps).
+    milestones: tuple = field(default=(), metadata={"cache_key": "record"})
+
+
+def episode_steps(episodes: int, length: int, unroll: int) -> int:
+    """Steps of ``episodes`` episodes of memory length ``length`` (``length + 1`` steps each),
+    rounded up to whole rollouts of ``unroll`` steps."""
+    return -(-episodes * (length + 1) // unroll) * unroll
 
 
 def settings_for(profile: str, **overrides: Any) -> BsuiteSettings:
@@ -129,24 +141,26 @@ def grid(settings: BsuiteSettings) -> list[RunSpec]:
     """One run per (memory length, model, seed); the step budget is ``episodes`` episodes."""
     specs = []
     for length in settings.lengths:
-        steps = settings.episodes * (length + 1)  # an episode is length + 1 steps
+        milestones = tuple(settings.milestones)
         a2c = PPOConfig(
-            total_steps=-(-steps // settings.unroll) * settings.unroll,
+            total_steps=episode_steps(settings.episodes, length, settings.unroll),
             num_envs=1, unroll=settings.unroll, epochs=1, minibatches=1,
             learning_rate=settings.learning_rate, gamma=settings.gamma,
             gae_lambda=settings.td_lambda, entropy_coef=settings.entropy_coef,
             value_coef=settings.value_coef, max_grad_norm=settings.max_grad_norm,
             clip_value_loss=False, normalize_advantages=False,
             checkpoint_every=settings.checkpoint_every,
+            milestones=tuple(episode_steps(e, length, settings.unroll) for e in milestones),
         )
         for model in settings.models:
             network = NetworkConfig(
                 core=model, encoder=tuple(settings.encoder), hidden=settings.hidden,
                 heads=tuple(settings.heads), s5_layers=1, s5_state=settings.s5_state,
-                activation="relu",
+                activation="relu", s5_block=settings.s5_block,
             )
             for seed in range(settings.seeds):
-                config = BsuiteRunConfig(length, model, seed, settings.episodes, network, a2c)
+                config = BsuiteRunConfig(length, model, seed, settings.episodes, network, a2c,
+                                         milestones)
                 specs.append(RunSpec(EXPERIMENT, config, run_a2c))
     return specs
 
@@ -166,14 +180,24 @@ def final_return(history: PPOHistory, fraction: float = FINAL_FRACTION) -> float
     return returns / counted if counted else float("nan")
 
 
+def summarize(history: PPOHistory) -> dict[str, Any]:
+    """What a milestone records: the score so far (the last 10 % of its episodes)."""
+    score = final_return(history)
+    return {
+        "episodes": int(sum(history.episodes)),
+        "final_return": score if np.isfinite(score) else None,
+        "train_time_s": history.wall_time_s[-1],
+    }
+
+
 def run_a2c(config: BsuiteRunConfig, run: RunDir) -> dict[str, Any]:
     """Train one model on one memory length with one seed."""
-    started = time.perf_counter()
+    run.start_clock()
     device = default_device()
     with PeakMemory(device) as memory:
         agent, history = train_ppo(
             lambda: MemoryChainEnv(config.memory_length), config.network, config.a2c,
-            config.seed, run, device,
+            config.seed, run, device, summarize=summarize,
         )
     score = final_return(history)
     return {
@@ -190,7 +214,8 @@ def run_a2c(config: BsuiteRunConfig, run: RunDir) -> dict[str, Any]:
         "env_steps_per_s": history.steps[-1] / history.wall_time_s[-1],
         # Of this process's training (a resumed run: since the resume), see evaluate.peak_memory.
         "peak_memory": memory.as_dict(),
-        "wall_time_s": time.perf_counter() - started,
+        "milestones": history.milestones,
+        **wall_time_fields(run),
         "device": device.type,
         "commit": git_commit(),
         "hardware": hardware(),

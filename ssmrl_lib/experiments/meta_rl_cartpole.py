@@ -29,8 +29,8 @@ from ssmrl_lib.meta_envs import ProjectedStatelessCartPole
 from ssmrl_lib.models.memory import CORES
 from ssmrl_lib.profiles import resolve
 from ssmrl_lib.report.provenance import git_commit, hardware, library_versions
-from ssmrl_lib.runs import RunDir, RunSpec, finite_or_none
-from ssmrl_lib.train.ppo import NetworkConfig, PPOConfig, train_ppo
+from ssmrl_lib.runs import RunDir, RunSpec, finite_or_none, wall_time_fields
+from ssmrl_lib.train.ppo import NetworkConfig, PPOConfig, mmer_summary, train_ppo
 
 EXPERIMENT = "meta_rl_cartpole"
 MODELS = CORES
@@ -69,6 +69,7 @@ class MetaCartPoleSettings:
     s5_layers: int = 4
     s5_state: int = 256
     scan_backend: str = "associative"
+    s5_block: str = "authors"  # S5's residual block: authors (Lu et al.'s) | prenorm
     checkpoint_every: int = 10
 
 
@@ -91,6 +92,7 @@ PROFILES = {
         heads=(16,),
         s5_layers=1,
         s5_state=8,
+        s5_block="prenorm",  # the block these profiles' recorded runs used
         checkpoint_every=2,
     ),
     # About 4 CPU-minutes (measured on the book's 2-core machine, 1 torch thread, under load):
@@ -115,6 +117,7 @@ PROFILES = {
         heads=(64, 64),
         s5_layers=2,
         s5_state=64,
+        s5_block="prenorm",  # the block these profiles' recorded runs used
         checkpoint_every=4,
     ),
     "full": MetaCartPoleSettings(),
@@ -172,7 +175,7 @@ def grid(settings: MetaCartPoleSettings) -> list[RunSpec]:
 
 def run_meta_cartpole(config: MetaCartPoleRunConfig, run: RunDir) -> dict[str, Any]:
     """Train one model with one seed, then play ``eval_trials`` trials on unseen projections."""
-    started = time.perf_counter()
+    run.start_clock()
     device = default_device()
     agent, history = train_ppo(
         lambda: ProjectedStatelessCartPole(config.num_trials, config.trial_length),
@@ -181,6 +184,7 @@ def run_meta_cartpole(config: MetaCartPoleRunConfig, run: RunDir) -> dict[str, A
         config.seed,
         run,
         device,
+        summarize=mmer_summary,
     )
     train_time = history.wall_time_s[-1]
     eval_started = time.perf_counter()
@@ -190,6 +194,12 @@ def run_meta_cartpole(config: MetaCartPoleRunConfig, run: RunDir) -> dict[str, A
     ]
     seeds = [EVAL_SEED_OFFSET + 10_000 * config.seed + i for i in range(config.eval_episodes)]
     mean, std = per_trial_mean(trial_returns(agent, envs, seeds, device))
+    evaluation = {
+        "trials": config.eval_trials,
+        "episodes": config.eval_episodes,
+        "mean_return_per_trial": mean,
+        "std_return_per_trial": std,
+    }
     return {
         "config": dataclasses.asdict(config),
         "parameters": sum(p.numel() for p in agent.parameters() if p.requires_grad),
@@ -200,17 +210,15 @@ def run_meta_cartpole(config: MetaCartPoleRunConfig, run: RunDir) -> dict[str, A
             "wall_time_s": history.wall_time_s,
         },
         "mmer": history.mmer if np.isfinite(history.mmer) else None,
-        "evaluation": {
-            "trials": config.eval_trials,
-            "episodes": config.eval_episodes,
-            "mean_return_per_trial": mean,
-            "std_return_per_trial": std,
-        },
+        "evaluation": evaluation,
         "final_losses": history.losses[-1],
         "train_time_s": train_time,
         "eval_time_s": time.perf_counter() - eval_started,
         "env_steps_per_s": history.steps[-1] / train_time,
-        "wall_time_s": time.perf_counter() - started,
+        # The evaluation is made at the stop only: it joins the last milestone's record.
+        "milestones": [*history.milestones[:-1],
+                       {**history.milestones[-1], "evaluation": evaluation}],
+        **wall_time_fields(run),
         "device": device.type,
         "commit": git_commit(),
         "hardware": hardware(),

@@ -34,8 +34,8 @@ from ssmrl_lib.meta_envs import DMC_STEP_LIMIT, HELDOUT_TASKS, TRAIN_TASKS, DMCo
 from ssmrl_lib.models.memory import CORES
 from ssmrl_lib.profiles import resolve
 from ssmrl_lib.report.provenance import git_commit, hardware, library_versions
-from ssmrl_lib.runs import RunDir, RunSpec, finite_or_none
-from ssmrl_lib.train.ppo import NetworkConfig, PPOConfig, train_ppo
+from ssmrl_lib.runs import RunDir, RunSpec, finite_or_none, wall_time_fields
+from ssmrl_lib.train.ppo import NetworkConfig, PPOConfig, mmer_summary, train_ppo
 
 EXPERIMENT = "meta_rl_dmc"
 MODELS = CORES
@@ -73,6 +73,7 @@ class MetaDMCSettings:
     s5_layers: int = 10
     s5_state: int = 256
     scan_backend: str = "associative"
+    s5_block: str = "authors"  # S5's residual block: authors (Lu et al.'s) | prenorm
     checkpoint_every: int = 10
 
 
@@ -96,6 +97,7 @@ PROFILES = {
         heads=(16,),
         s5_layers=1,
         s5_state=8,
+        s5_block="prenorm",  # the block these profiles' recorded runs used
         checkpoint_every=2,
     ),
     # About 5 CPU-minutes (measured on the book's 2-core machine, 1 torch thread, under load):
@@ -118,6 +120,7 @@ PROFILES = {
         heads=(64, 64),
         s5_layers=2,
         s5_state=64,
+        s5_block="prenorm",  # the block these profiles' recorded runs used
         checkpoint_every=4,
     ),
     "full": MetaDMCSettings(),
@@ -208,7 +211,7 @@ def evaluate_tasks(
 
 def run_meta_dmc(config: MetaDMCRunConfig, run: RunDir) -> dict[str, Any]:
     """Train one model with one seed on the training tasks, then evaluate every task."""
-    started = time.perf_counter()
+    run.start_clock()
     device = default_device()
     agent, history = train_ppo(
         lambda: DMControlProjectionTask(config.train_tasks, config.num_trials, config.trial_length),
@@ -217,6 +220,7 @@ def run_meta_dmc(config: MetaDMCRunConfig, run: RunDir) -> dict[str, Any]:
         config.seed,
         run,
         device,
+        summarize=mmer_summary,
     )
     train_time = history.wall_time_s[-1]
     eval_started = time.perf_counter()
@@ -236,7 +240,10 @@ def run_meta_dmc(config: MetaDMCRunConfig, run: RunDir) -> dict[str, Any]:
         "train_time_s": train_time,
         "eval_time_s": time.perf_counter() - eval_started,
         "env_steps_per_s": history.steps[-1] / train_time,
-        "wall_time_s": time.perf_counter() - started,
+        # The evaluation is made at the stop only: it joins the last milestone's record.
+        "milestones": [*history.milestones[:-1],
+                       {**history.milestones[-1], "evaluation": evaluation}],
+        **wall_time_fields(run),
         "device": device.type,
         "commit": git_commit(),
         "hardware": hardware(),

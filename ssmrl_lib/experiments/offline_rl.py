@@ -8,8 +8,7 @@ of them. Everything that changes a run's numbers is in its config, so the run ca
 from __future__ import annotations
 
 import dataclasses
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -38,7 +37,7 @@ from ssmrl_lib.models.decision_transformer import (
 from ssmrl_lib.models.mamba import scan_provenance
 from ssmrl_lib.profiles import resolve
 from ssmrl_lib.report.provenance import git_commit, hardware, library_versions
-from ssmrl_lib.runs import RunDir, RunSpec
+from ssmrl_lib.runs import RunDir, RunSpec, wall_time_fields
 from ssmrl_lib.train.offline import TrainConfig, train_offline
 
 EXPERIMENT = "offline_rl"
@@ -48,6 +47,7 @@ MODELS = {"dt": DecisionTransformer, "mamba": DecisionMamba}
 # Hugging Face's Mamba would, to separate the backbone from the recurrent-inference change.
 EVAL_MODES = {"dt": ("window",), "mamba": ("recurrent", "window")}
 LOSS_CURVE_POINTS = 400
+PAPER_MILESTONES = (5_000, 10_000, 20_000, 50_000, 100_000)
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,7 @@ class OfflineSettings:
     all_targets: bool = True
     eval_every: int = 10_000
     eval_every_episodes: int = 10
+    milestones: tuple = ()  # steps at which a run is fully evaluated and checkpointed
     max_ep_len: int = 1000
     cost_episodes: int = 500
     cost_envs: int = 50
@@ -111,7 +112,9 @@ PROFILES = {
         cost_envs=10,
     ),
     # Rezaei & Patel's Table 2 averages 500 evaluation episodes per model and environment.
-    "full": OfflineSettings(episodes=500, eval_envs=50),
+    # The paper's schedule (10k warmup steps, then a constant learning rate, 100k steps) with
+    # milestones along it; a campaign run to one of them is a prefix of the whole run.
+    "full": OfflineSettings(episodes=500, eval_envs=50, milestones=PAPER_MILESTONES),
 }
 
 
@@ -124,6 +127,9 @@ class EvalConfig:
     every_episodes: int
     max_ep_len: int
     rtg_scale: float = 1000.0
+    # Steps at which every mode and target is evaluated with ``episodes`` episodes (the run's
+    # stop always is one); they only add records, so they are not part of the run's identity.
+    milestones: tuple = field(default=(), metadata={"cache_key": "record"})
 
 
 @dataclass(frozen=True)
@@ -197,6 +203,7 @@ def grid(settings: OfflineSettings) -> list[RunSpec]:
             every=settings.eval_every,
             every_episodes=settings.eval_every_episodes,
             max_ep_len=settings.max_ep_len,
+            milestones=tuple(settings.milestones),
         )
         fingerprint = trajectories.fingerprint()
         for model_name in settings.models:
@@ -259,8 +266,9 @@ def evaluate_model(
 
 
 def run_offline(config: OfflineRunConfig, run: RunDir) -> dict[str, Any]:
-    """Train one model on one dataset with one seed, then evaluate it on every return target."""
-    started = time.perf_counter()
+    """Train one model on one dataset with one seed; at every milestone up to its stop (and at
+    the stop), evaluate it on every mode and return target."""
+    run.start_clock()
     trajectories = load_trajectories(config.dataset)
     if trajectories.fingerprint() != config.dataset_fingerprint:
         raise SsmrlError(f"dataset {config.dataset!r} changed since this run was configured")
@@ -279,25 +287,36 @@ def run_offline(config: OfflineRunConfig, run: RunDir) -> dict[str, Any]:
                                  config.eval.every_episodes)
         return {k: summary[k] for k in ("mode", "target", "return_mean", "score_mean")}
 
+    def evaluate_at_milestone(current: nn.Module, step: int) -> dict[str, Any]:
+        evaluations = [
+            evaluate_model(current, config, sampler.normalizer, mode, target,
+                           config.eval.episodes)
+            for mode in modes
+            for target in config.eval.return_targets
+        ]
+        return {"evaluations": evaluations, "wall_time_s": run.wall_time_s(),
+                "cpu_time_s": run.cpu_time_s()}
+
     history = train_offline(
         model, sampler, config.train, config.seed, run,
         evaluate=evaluate_during_training, eval_every=config.eval.every,
+        milestones=config.eval.milestones, at_milestone=evaluate_at_milestone,
     )
-    evaluations = [
-        evaluate_model(model, config, sampler.normalizer, mode, target, config.eval.episodes)
-        for mode in modes
-        for target in config.eval.return_targets
+    milestones = [
+        {**record, "final_loss": _final_loss(history.losses[:record["step"]])}
+        for record in history.milestones
     ]
     return {
         "config": dataclasses.asdict(config),
         "parameters": count_trainable_parameters(model),
         "loss_curve": _binned_curve(history.losses),
-        "final_loss": float(np.mean(history.losses[-max(1, len(history.losses) // 20):])),
+        "final_loss": _final_loss(history.losses),
         "evaluations_during_training": history.evaluations,
-        "evaluations": evaluations,
+        "evaluations": history.milestones[-1]["evaluations"],
+        "milestones": milestones,
         "dataset_episodes": len(trajectories.rewards),
         "dataset_steps": int(trajectories.lengths.sum()),
-        "wall_time_s": time.perf_counter() - started,
+        **wall_time_fields(run),
         "device": device.type,
         **_scan_record(model, device),
         "commit": git_commit(),
@@ -311,6 +330,11 @@ def _scan_record(model: nn.Module, device: torch.device) -> dict[str, str]:
     if not isinstance(model, DecisionMamba):
         return {}
     return {"scan_backend": scan_provenance(model.backbone.config.scan_backend, device)}
+
+
+def _final_loss(losses: list[float]) -> float:
+    """Mean loss of the last 5 % of steps."""
+    return float(np.mean(losses[-max(1, len(losses) // 20):]))
 
 
 def _binned_curve(losses: list[float]) -> dict[str, list[float]]:

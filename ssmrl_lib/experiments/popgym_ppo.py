@@ -16,7 +16,6 @@ into one ``PopgymRunConfig`` per (environment, model, seed); ``run_ppo`` trains 
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,8 +27,8 @@ from ssmrl_lib.errors import check_choice
 from ssmrl_lib.models.memory import CORES
 from ssmrl_lib.profiles import resolve
 from ssmrl_lib.report.provenance import git_commit, hardware, library_versions
-from ssmrl_lib.runs import RunDir, RunSpec, finite_or_none
-from ssmrl_lib.train.ppo import NetworkConfig, PPOConfig, train_ppo
+from ssmrl_lib.runs import RunDir, RunSpec, finite_or_none, wall_time_fields
+from ssmrl_lib.train.ppo import NetworkConfig, PPOConfig, mmer_summary, train_ppo
 
 EXPERIMENT = "popgym_ppo"
 
@@ -45,6 +44,9 @@ PAPER_TASKS = tuple(f"{family}Hard" for family in FAMILIES)
 TASKS = tuple(f"{family}{level}" for family in FAMILIES for level in ("Easy", "Medium", "Hard"))
 MODELS = CORES  # s5 (with ⊕ resets), s5_noreset, gru, lstm, mlp
 PAPER_TOTAL_STEPS = 15_000_000
+# Milestones at 1/64, 1/32, ..., 1/2 and all of the paper's 15M steps (rounded down to whole
+# updates of 65,536 steps when a run records them).
+PAPER_MILESTONES = tuple(PAPER_TOTAL_STEPS // 2**k for k in range(6, -1, -1))
 
 
 def make_env(task: str) -> gym.Env:
@@ -82,7 +84,9 @@ class PopgymSettings:
     s5_layers: int = 4
     s5_state: int = 256
     scan_backend: str = "associative"
+    s5_block: str = "authors"  # S5's residual block: authors (Lu et al.'s) | prenorm
     checkpoint_every: int = 10
+    milestones: tuple = ()  # environment steps at which a run records a summary
 
 
 PROFILES = {
@@ -101,6 +105,7 @@ PROFILES = {
         heads=(16,),
         s5_layers=1,
         s5_state=8,
+        s5_block="prenorm",  # the block these profiles' recorded runs used
         checkpoint_every=2,
     ),
     # About 10 CPU-minutes (measured, 1 torch thread): 30 runs of 32 updates of 2,048 steps.
@@ -121,9 +126,10 @@ PROFILES = {
         heads=(64, 64),
         s5_layers=2,
         s5_state=64,
+        s5_block="prenorm",  # the block these profiles' recorded runs used
         checkpoint_every=4,
     ),
-    "full": PopgymSettings(),
+    "full": PopgymSettings(milestones=PAPER_MILESTONES),
 }
 
 
@@ -164,10 +170,11 @@ def grid(settings: PopgymSettings) -> list[RunSpec]:
 
 def run_ppo(config: PopgymRunConfig, run: RunDir) -> dict[str, Any]:
     """Train one model on one environment with one seed; the curve and MMER of the run."""
-    started = time.perf_counter()
+    run.start_clock()
     device = default_device()
     agent, history = train_ppo(
-        lambda: make_env(config.env), config.network, config.ppo, config.seed, run, device
+        lambda: make_env(config.env), config.network, config.ppo, config.seed, run, device,
+        summarize=mmer_summary,
     )
     train_time = history.wall_time_s[-1]
     return {
@@ -183,7 +190,8 @@ def run_ppo(config: PopgymRunConfig, run: RunDir) -> dict[str, Any]:
         "final_losses": history.losses[-1],
         "train_time_s": train_time,
         "env_steps_per_s": history.steps[-1] / train_time,
-        "wall_time_s": time.perf_counter() - started,
+        "milestones": history.milestones,
+        **wall_time_fields(run),
         "device": device.type,
         "commit": git_commit(),
         "hardware": hardware(),

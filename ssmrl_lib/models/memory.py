@@ -159,12 +159,15 @@ def make_core(
     s5_layers: int = 4,
     s5_state: int = 256,
     scan_backend: str = "associative",
+    s5_block: str = "authors",
 ) -> nn.Module:
-    """The memory core ``name`` (one of ``CORES``) mapping ``d_in`` features to ``hidden``."""
+    """The memory core ``name`` (one of ``CORES``) mapping ``d_in`` features to ``hidden``;
+    ``s5_block`` is S5's residual block (``"authors"`` or ``"prenorm"``, see ``models/s5.py``)."""
     check_choice("memory model", name, CORES)
     if name in ("s5", "s5_noreset"):
         config = S5Config(
-            d_model=hidden, d_state=s5_state, n_layers=s5_layers, scan_backend=scan_backend
+            d_model=hidden, d_state=s5_state, n_layers=s5_layers, scan_backend=scan_backend,
+            block=s5_block,
         )
         return S5Core(d_in, config, use_reset=name == "s5")
     return {"gru": GRUCore, "lstm": LSTMCore, "mlp": MLPCore}[name](d_in, hidden)

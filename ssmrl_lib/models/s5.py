@@ -13,6 +13,36 @@ Only half of the ``P`` eigenvalues are stored: the HiPPO matrix is real, so its 
 in conjugate pairs whose contributions to ``y`` are conjugates of each other; keeping one of
 each pair and taking ``2 Re(·)`` gives the same output at half the cost.
 
+Layers are stacked as residual blocks, in one of two forms (``S5Config.block``):
+
+``"authors"``, what Lu et al. ran on POPGym (popjaxrl's ``run_popgym.py``: ``S5_ACTIVATION =
+"full_glu"``, ``S5_DO_NORM = False``, so no LayerNorm anywhere)::
+
+    y = S5(x);   z = GELU(y);   x ← x + W₁ z ⊙ σ(W₂ z)
+
+with B, C and the GLU drawn as flax's ``lecun_normal`` draws them: a normal truncated at two
+standard deviations, its fan-in taken from the second-to-last axis, so B (``P×H``) gets std
+1/√P and C (``H×P×2``, real and imaginary parts) std 1/√(H·P).
+
+``"prenorm"``, a pre-LayerNorm block with a half GLU and a final LayerNorm over the stack::
+
+    y = S5(LayerNorm(x));   z = GELU(y);   x ← x + z ⊙ σ(W z);   output LayerNorm(x)
+
+with B ~ N(0, 1/H), C ~ N(0, 1/P) per part and torch's default ``nn.Linear`` for W.
+
+Both blocks draw D ~ N(0, 1) and log Δ uniform in [log Δ_min, log Δ_max], one Δ per kept mode,
+and discretise by zero-order hold; for H = P (every profile here) their B coincide in law.
+
+Glossary (paper → code)::
+
+    H, P           d_model, d_state        P/2 modes kept: n_modes
+    Λ = Λ_re + iΛ_im        lambda_re, lambda_im
+    B̃ = V⁻¹B, C̃ = CV       b_re + i b_im, c_re + i c_im   (V: eigenvectors of HiPPO-LegS)
+    D, Δ           d, log_step.exp()
+    Λ̄, B̄           discretize()
+    ⊕ (resettable) linear_scan(..., reset)
+    W₁, W₂         FullGLU.out1, FullGLU.out2      W   HalfGLU.gate
+
 Shapes: ``u`` is ``[B, L, H]`` (``[B, H]`` for ``step``), the state ``[B, P/2]`` complex per
 layer (``[n_layers, B, P/2]`` for a stack), ``reset`` ``[B, L]`` (``[B]`` for ``step``) bool.
 """
@@ -26,8 +56,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssmrl_lib.errors import SsmrlError
+from ssmrl_lib.errors import SsmrlError, check_choice
 from ssmrl_lib.models.scan import linear_scan
+
+S5_BLOCKS = ("authors", "prenorm")
 
 
 @dataclass(frozen=True)
@@ -41,10 +73,36 @@ class S5Config:
     dt_max: float = 0.1
     dropout: float = 0.0
     scan_backend: str = "associative"
+    block: str = "authors"  # one of S5_BLOCKS, see the module docstring
 
     def __post_init__(self) -> None:
         if self.d_state < 2 or self.d_state % 2:
             raise SsmrlError(f"S5 d_state must be even and >= 2 (got {self.d_state})")
+        check_choice("S5 block", self.block, S5_BLOCKS)
+
+
+# The standard deviation of a standard normal truncated to [-2, 2] (≈ 0.8796); flax divides
+# its truncated draws by it so that the result has exactly the variance asked for.
+TRUNCATED_NORMAL_STD = math.sqrt(
+    1 - 4 * math.exp(-2) / math.sqrt(2 * math.pi) / math.erf(math.sqrt(2))
+)
+
+
+def lecun_normal(shape: tuple[int, ...], fan_in: int) -> torch.Tensor:
+    """flax's ``lecun_normal``: truncated at ±2 standard deviations, std exactly 1/√fan_in."""
+    draw = nn.init.trunc_normal_(torch.empty(shape, dtype=torch.float64), a=-2.0, b=2.0)
+    return draw / (TRUNCATED_NORMAL_STD * math.sqrt(fan_in))
+
+
+def input_output_matrices(h: int, p: int, block: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """B (``[P, H]`` real) and C (``[H, P]`` complex) before the change to the eigenbasis."""
+    if block == "authors":
+        b = lecun_normal((p, h), fan_in=p)
+        c = torch.complex(*lecun_normal((2, h, p), fan_in=h * p))
+    else:
+        b = torch.randn(p, h, dtype=torch.float64) / math.sqrt(h)
+        c = torch.complex(*torch.randn(2, h, p, dtype=torch.float64)) / math.sqrt(p)
+    return b, c
 
 
 def hippo_legs_normal(n: int) -> torch.Tensor:
@@ -65,7 +123,8 @@ def hippo_eigendecomposition(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     The skew part ``S`` has ``-iS`` Hermitian, so ``eigh`` gives a unitary ``V`` (``V⁻¹ = Vᴴ``)
     and purely imaginary eigenvalues; the diagonal adds ``-1/2`` to every real part. ``eigh``
     sorts ascending, so the last ``n/2`` are the members of each pair with positive imaginary
-    part.
+    part. (popjaxrl keeps the first ``n/2``, the conjugates: that model is this one with C
+    conjugated, and C's distribution is unchanged by conjugation, so both initialise alike.)
     """
     normal = hippo_legs_normal(n)
     real = normal.diagonal().mean()
@@ -83,9 +142,8 @@ class S5Layer(nn.Module):
         h, p = config.d_model, config.d_state
         n = p // 2
         lam, v = hippo_eigendecomposition(p)
-        # LeCun normal B (P×H) and complex C (H×P), moved into the eigenbasis.
-        b_tilde = v.conj().T @ (torch.randn(p, h, dtype=torch.float64) / math.sqrt(h)).to(v.dtype)
-        c = torch.complex(*torch.randn(2, h, p, dtype=torch.float64)) / math.sqrt(p)
+        b, c = input_output_matrices(h, p, config.block)
+        b_tilde = v.conj().T @ b.to(v.dtype)  # V is unitary: V⁻¹ = Vᴴ
         c_tilde = c @ v
         self.lambda_re = nn.Parameter(lam.real.float())
         self.lambda_im = nn.Parameter(lam.imag.float())
@@ -144,23 +202,51 @@ class S5Layer(nn.Module):
         return self._readout(state, u), state
 
 
-class S5Block(nn.Module):
-    """Pre-norm residual block: ``x + dropout(GLU(GELU(S5(LayerNorm(x)))))``.
+class FullGLU(nn.Module):
+    """``W₁ z ⊙ σ(W₂ z)`` with ``z = GELU(y)``: popjaxrl's ``full_glu``, initialised as flax's
+    ``Dense`` (LeCun normal weights, zero biases), with flax's default tanh-approximate GELU."""
 
-    The half-GLU (``z * sigmoid(W z)``) after GELU is S5's nonlinearity between SSM layers:
-    the SSM is linear in time, so all cross-channel nonlinear mixing happens here.
+    def __init__(self, d_model: int):
+        super().__init__()
+        self.out1 = nn.Linear(d_model, d_model)
+        self.out2 = nn.Linear(d_model, d_model)
+        with torch.no_grad():
+            for linear in (self.out1, self.out2):
+                linear.weight.copy_(lecun_normal((d_model, d_model), fan_in=d_model))
+                linear.bias.zero_()
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        z = F.gelu(y, approximate="tanh")
+        return self.out1(z) * torch.sigmoid(self.out2(z))
+
+
+class HalfGLU(nn.Module):
+    """``z ⊙ σ(W z)`` with ``z = GELU(y)``: popjaxrl's ``half_glu1``."""
+
+    def __init__(self, d_model: int):
+        super().__init__()
+        self.gate = nn.Linear(d_model, d_model)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        z = F.gelu(y)
+        return z * torch.sigmoid(self.gate(z))
+
+
+class S5Block(nn.Module):
+    """Residual block ``x + dropout(GLU(S5(norm(x))))``: the authors' (no norm, full GLU) or the
+    pre-norm one (LayerNorm, half GLU), after ``config.block``.
+
+    The GLU is the only nonlinearity between SSM layers: the SSM is linear in time, so all
+    cross-channel nonlinear mixing happens here.
     """
 
     def __init__(self, config: S5Config):
         super().__init__()
-        self.norm = nn.LayerNorm(config.d_model)
+        prenorm = config.block == "prenorm"
+        self.norm = nn.LayerNorm(config.d_model) if prenorm else nn.Identity()
         self.ssm = S5Layer(config)
-        self.gate = nn.Linear(config.d_model, config.d_model)
+        self.glu = HalfGLU(config.d_model) if prenorm else FullGLU(config.d_model)
         self.dropout = nn.Dropout(config.dropout)
-
-    def _mix(self, y: torch.Tensor) -> torch.Tensor:
-        z = F.gelu(y)
-        return self.dropout(z * torch.sigmoid(self.gate(z)))
 
     def forward(
         self,
@@ -169,7 +255,7 @@ class S5Block(nn.Module):
         reset: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         y, state = self.ssm(self.norm(x), state, reset)
-        return x + self._mix(y), state
+        return x + self.dropout(self.glu(y)), state
 
     def step(
         self,
@@ -178,11 +264,12 @@ class S5Block(nn.Module):
         reset: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         y, state = self.ssm.step(self.norm(x), state, reset)
-        return x + self._mix(y), state
+        return x + self.dropout(self.glu(y)), state
 
 
 class S5Stack(nn.Module):
-    """A stack of ``S5Block``s with a final LayerNorm; states stacked as ``[n_layers, B, P/2]``.
+    """A stack of ``S5Block``s, with a final LayerNorm for the pre-norm block (the authors' has
+    none); states stacked as ``[n_layers, B, P/2]``.
 
     ``reset[:, t]`` marks the first step of a new episode (the previous step's ``done``) and is
     applied in every layer, so no information crosses an episode boundary.
@@ -192,7 +279,8 @@ class S5Stack(nn.Module):
         super().__init__()
         self.config = config
         self.blocks = nn.ModuleList(S5Block(config) for _ in range(config.n_layers))
-        self.norm = nn.LayerNorm(config.d_model)
+        prenorm = config.block == "prenorm"
+        self.norm = nn.LayerNorm(config.d_model) if prenorm else nn.Identity()
 
     def initial_state(self, batch_size: int) -> torch.Tensor:
         return torch.stack([blk.ssm.initial_state(batch_size) for blk in self.blocks])

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from ssmrl_lib.paths import REPO_ROOT
+from ssmrl_lib.report.popgym import MODEL_LABELS, THROUGHPUT_WORKLOADS
 from ssmrl_lib.report.provenance import benchmark_caption
 
 RESULTS = REPO_ROOT / "benchmarks" / "results"
@@ -73,3 +74,25 @@ def full_runs_table(gpu: dict[str, Any]) -> pd.DataFrame:
         }
         for run in gpu["runs"]
     ])
+
+
+def throughput_table(gpu: dict[str, Any]) -> pd.DataFrame:
+    """PPO end to end on the GPU per core, by the wall clock (on a GPU the host's CPU time
+    counts waiting, not work), with the paper's S5/GRU figure beside S5."""
+    paper = gpu["paper_claim"]["s5_over_gru_speed"]
+    rows = []
+    for name, workload in gpu["workloads"].items():
+        cores = workload["cores"]
+        gru = cores.get("gru")
+        for core, entry in cores.items():
+            rows.append({
+                "workload": THROUGHPUT_WORKLOADS.get(name, name),
+                "model": MODEL_LABELS.get(core, core),
+                "env steps / s (wall clock)": round(entry["steps_per_s_wall"]),
+                "speed / GRU": (f"{entry['steps_per_s_wall'] / gru['steps_per_s_wall']:.2f}×"
+                                if gru else ""),
+                "time acting": f"{100 * entry['acting_share_wall']:.0f}%",
+                "paper: speed / GRU (A40 GPU)":
+                    f"≈{paper:.1f}×" if core == "s5" and name == "paper" else "",
+            })
+    return pd.DataFrame(rows)

@@ -268,17 +268,55 @@ def plot_scan_benchmark(benchmark: dict[str, Any]) -> plt.Figure:
     return fig
 
 
+THROUGHPUT_WORKLOADS = {
+    "paper": "paper's (Table 3)",
+    "small": "small",
+}
+
+
 def throughput_table(benchmark: dict[str, Any]) -> pd.DataFrame:
-    """End-to-end PPO environment steps per second per core (``benchmarks/ppo_throughput.py``),
-    with each core's speed relative to the GRU beside the paper's S5/GRU figure."""
-    median = benchmark["median_steps_per_s"]
-    paper = LU2023_WALL_TIME_S["gru"] / LU2023_WALL_TIME_S["s5"]
-    return pd.DataFrame([
-        {
-            "model": MODEL_LABELS.get(core, core),
-            "ours: env steps / s (median)": round(steps),
-            "ours: speed / GRU": f"{steps / median['gru']:.2f}×",
-            "paper: speed / GRU (A40 GPU)": f"≈{paper:.1f}×" if core == "s5" else "",
-        }
-        for core, steps in median.items()
-    ])
+    """End-to-end PPO environment steps per second per core and workload
+    (``benchmarks/ppo_throughput.py``), by CPU time and wall clock, each core's speed relative
+    to the GRU's, the share of time spent acting, and the paper's S5/GRU figure beside S5."""
+    paper = benchmark["paper_claim"]["s5_over_gru_speed"]
+    rows = []
+    for name, workload in benchmark["workloads"].items():
+        cores = workload["cores"]
+        for core, entry in cores.items():
+            gru = cores.get("gru")
+            rows.append({
+                "workload": THROUGHPUT_WORKLOADS.get(name, name),
+                "model": MODEL_LABELS.get(core, core),
+                "env steps / s (CPU time)": round(entry["steps_per_s_cpu"]),
+                "env steps / s (wall clock)": round(entry["steps_per_s_wall"]),
+                "speed / GRU (CPU time)":
+                    f"{entry['steps_per_s_cpu'] / gru['steps_per_s_cpu']:.2f}×" if gru else "",
+                "time acting": f"{100 * entry['acting_share_cpu']:.0f}%",
+                "paper: speed / GRU (A40 GPU)":
+                    f"≈{paper:.1f}×" if core == "s5" and name == "paper" else "",
+            })
+    return pd.DataFrame(rows)
+
+
+def throughput_workload_note(benchmark: dict[str, Any]) -> str:
+    """One sentence per workload: its rollout shape, what was timed, and the load meanwhile."""
+    notes = []
+    for name, w in benchmark["workloads"].items():
+        timed = (
+            "every epoch timed" if w["timed_epochs"] >= w["epochs"]
+            else f"the first {w['timed_epochs']} of its {w['epochs']} epochs timed and the "
+                 "median one counted for the rest"
+        )
+        updates = "one update" if w["updates"] == 1 else f"{w['updates']} updates"
+        label = THROUGHPUT_WORKLOADS.get(name, name)
+        notes.append(
+            f"{label[0].upper() + label[1:]} workload: {updates} of {w['num_envs']} "
+            f"environments × {w['unroll']} steps, {w['epochs']} epochs of {w['minibatches']} "
+            f"minibatches ({timed}), median of {w['repeats']} run(s) per model."
+        )
+    start, end = benchmark["load_average_at_start"][0], benchmark["load_average_at_end"][0]
+    notes.append(
+        f"The machine was shared with other jobs: 1-minute load average {start:.1f} at the start "
+        f"and {end:.1f} at the end, on {benchmark['machine']['logical_cpus']} logical CPUs."
+    )
+    return " ".join(notes)

@@ -1,14 +1,16 @@
 """Supervised training of offline sequence models (DT, Decision Mamba) on DT windows.
 
 A plain loop in the spirit of the reference ``SequenceTrainer``: masked MSE on actions, AdamW,
-linear warmup, gradient-norm clipping. It checkpoints model, optimizer, scheduler and every
-random-number generator, so a killed run resumes to exactly the numbers it would have produced.
+linear warmup then a constant learning rate (DT's schedule: nothing depends on where training
+stops, so a run to 10k steps is the first half of a run to 20k). It checkpoints model,
+optimizer, scheduler and every random-number generator, so a killed run resumes to exactly the
+numbers it would have produced, and a finished one can be extended from its last milestone.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +27,7 @@ from ssmrl_lib.runs.store import RunDir
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int
+    steps: int = field(metadata={"cache_key": "horizon"})  # where this run stops
     batch_size: int = 64
     learning_rate: float = 1e-4
     weight_decay: float = 1e-4
@@ -36,10 +38,12 @@ class TrainConfig:
 
 @dataclass
 class TrainHistory:
-    """Loss at every step, and the evaluations made along the way (step → metrics)."""
+    """Loss at every step, the evaluations made along the way (step → metrics), and the
+    records made at milestones."""
 
     losses: list[float] = field(default_factory=list)
     evaluations: list[dict[str, Any]] = field(default_factory=list)
+    milestones: list[dict[str, Any]] = field(default_factory=list)
 
 
 def action_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -97,10 +101,16 @@ def train_offline(
     run: RunDir | None = None,
     evaluate: Callable[[nn.Module], dict[str, Any]] | None = None,
     eval_every: int = 0,
+    milestones: Sequence[int] = (),
+    at_milestone: Callable[[nn.Module, int], dict[str, Any]] | None = None,
 ) -> TrainHistory:
     """Train ``model`` for ``config.steps`` steps, resuming from ``run``'s checkpoint if any.
 
-    ``evaluate(model)`` is called every ``eval_every`` steps (and never when 0).
+    ``evaluate(model)`` is called every ``eval_every`` steps (and never when 0). At every
+    milestone step up to ``config.steps``, and at ``config.steps`` itself,
+    ``at_milestone(model, step)``'s record goes into ``history.milestones`` (under the torch
+    random state of the moment, restored afterwards, so it never changes the training) and a
+    checkpoint is written: the last one stays, to extend the run from.
     """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -123,6 +133,7 @@ def train_offline(
         history = checkpoint["history"]
         start = checkpoint["step"]
 
+    stops = {m for m in milestones if 0 < m < config.steps} | {config.steps}
     model.train()
     device = module_device(model)
     losses = DeviceLosses()
@@ -138,7 +149,7 @@ def train_offline(
         scheduler.step()
         losses.add(loss)
         done = step + 1
-        if evaluate is not None and eval_every and (done % eval_every == 0 or done == config.steps):
+        if evaluate is not None and eval_every and done % eval_every == 0:
             losses.flush_into(history.losses)
             model.eval()
             history.evaluations.append({"step": done, **evaluate(model)})
@@ -146,7 +157,14 @@ def train_offline(
         if done % 50 == 0:
             losses.flush_into(history.losses)
             progress.set_postfix(loss=f"{np.mean(history.losses[-50:]):.4f}")
-        if run is not None and done % config.checkpoint_every == 0 and done < config.steps:
+        milestone = done in stops
+        if milestone and at_milestone is not None:
+            losses.flush_into(history.losses)
+            model.eval()
+            with torch.random.fork_rng(devices=[]):
+                history.milestones.append({"step": done, **at_milestone(model, done)})
+            model.train()
+        if run is not None and (milestone or done % config.checkpoint_every == 0):
             losses.flush_into(history.losses)
             run.save_checkpoint({
                 "model": model.state_dict(),

@@ -14,8 +14,11 @@ One update:
    loss, entropy bonus, global grad-norm clip, Adam.
 
 Episode ends (termination or time-limit truncation) both cut bootstrapping, as in the paper's
-implementation. A killed run resumes from its last checkpoint (model, optimizer, random
-generators, environments and the agent's state), producing the numbers it would have produced.
+implementation. The learning rate is constant (the paper's POPGym runs do not anneal it), so a
+run to any number of steps is a prefix of a longer one. A killed run resumes from its last
+checkpoint (model, optimizer, random generators, environments and the agent's state),
+producing the numbers it would have produced; the checkpoint at its stop is kept, so a finished
+run can be extended to a later milestone.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from tqdm import tqdm
 
 from ssmrl_lib.errors import SsmrlError, check_choice
 from ssmrl_lib.models.memory import STATE_BATCH_DIM, make_core
+from ssmrl_lib.models.s5 import S5_BLOCKS
 from ssmrl_lib.runs.store import RunDir
 
 # ----------------------------------------------------------------------------------------------
@@ -97,6 +101,12 @@ class NetworkConfig:
     s5_state: int = 256  # P; P/2 complex modes are kept
     scan_backend: str = "associative"
     activation: str = "leaky_relu"  # of the encoder and heads: leaky_relu | relu
+    # S5's residual block: "authors" (Lu et al.'s: full GLU, no norms) or "prenorm" (LayerNorm,
+    # half GLU), see models/s5.py. Runs recorded before the choice existed ran "prenorm".
+    s5_block: str = field(default="authors", metadata={"cache_key_omit_if": "prenorm"})
+
+    def __post_init__(self) -> None:
+        check_choice("S5 block", self.s5_block, S5_BLOCKS)
 
     @classmethod
     def from_settings(cls, settings: Any, core: str, **changes: Any) -> NetworkConfig:
@@ -145,7 +155,7 @@ class ActorCritic(nn.Module):
         self.encoder = _mlp([obs_dim, *config.encoder], config.activation)
         self.core = make_core(
             config.core, config.encoder[-1], config.hidden, config.s5_layers, config.s5_state,
-            config.scan_backend,
+            config.scan_backend, config.s5_block,
         )
         width = self.core.out_features
         self.actor = nn.Sequential(
@@ -182,7 +192,7 @@ class ActorCritic(nn.Module):
 class PPOConfig:
     """PPO hyperparameters; defaults are Lu et al.'s Table 3 for POPGym."""
 
-    total_steps: int = 15_000_000
+    total_steps: int = field(default=15_000_000, metadata={"cache_key": "horizon"})
     num_envs: int = 64
     unroll: int = 1024
     epochs: int = 30
@@ -197,6 +207,9 @@ class PPOConfig:
     clip_value_loss: bool = True
     normalize_advantages: bool = True
     checkpoint_every: int = 10  # updates
+    # Environment steps at which the run records a summary and keeps a checkpoint (its stop
+    # always is one); they only add records, so they are not part of the run's identity.
+    milestones: tuple = field(default=(), metadata={"cache_key": "record"})
 
     @property
     def steps_per_update(self) -> int:
@@ -205,6 +218,12 @@ class PPOConfig:
     @property
     def updates(self) -> int:
         return max(1, self.total_steps // self.steps_per_update)
+
+    def milestone_updates(self) -> set[int]:
+        """The updates after which a milestone is recorded: ``milestones`` (environment steps,
+        rounded down to whole updates, as ``total_steps`` is) up to the stop, and the stop."""
+        within = {m // self.steps_per_update for m in self.milestones}
+        return {u for u in within if 0 < u < self.updates} | {self.updates}
 
     @classmethod
     def from_settings(cls, settings: Any) -> PPOConfig:
@@ -232,12 +251,23 @@ class PPOHistory:
     steps: list[int] = field(default_factory=list)
     wall_time_s: list[float] = field(default_factory=list)
     losses: list[dict[str, float]] = field(default_factory=list)
+    milestones: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def mmer(self) -> float:
         """Max over training of the mean episodic return per update (NaN if no episode ended)."""
         finite = [r for r in self.mean_return if np.isfinite(r)]
         return max(finite) if finite else float("nan")
+
+
+def mmer_summary(history: PPOHistory) -> dict[str, Any]:
+    """A milestone's record of a POPGym-style run: the MMER so far and the training speed."""
+    return {
+        "mmer": history.mmer if np.isfinite(history.mmer) else None,
+        "episodes": int(sum(history.episodes)),
+        "train_time_s": history.wall_time_s[-1],
+        "env_steps_per_s": history.steps[-1] / history.wall_time_s[-1],
+    }
 
 
 @dataclass
@@ -403,11 +433,14 @@ def train_ppo(
     device: str | torch.device = "cpu",
     on_update: Callable[[int, PPOHistory], None] | None = None,
     progress: bool = True,
+    summarize: Callable[[PPOHistory], dict[str, Any]] | None = None,
 ) -> tuple[ActorCritic, PPOHistory]:
     """Train an actor-critic with ``network``'s core on ``make_env`` for ``config.total_steps``.
 
-    Resumes from ``run``'s checkpoint if it has one. ``on_update(update, history)`` is called
-    after every update, once its checkpoint (if due) is written.
+    Resumes from ``run``'s checkpoint if it has one. After each of
+    ``config.milestone_updates()``, ``{"step", "update", **summarize(history), "wall_time_s"}``
+    goes into ``history.milestones`` and a checkpoint is written. ``on_update(update,
+    history)`` is called after every update, once its checkpoint (if due) is written.
     """
     config.check()
     device = torch.device(device)
@@ -432,6 +465,7 @@ def train_ppo(
         history = checkpoint["history"]
         start = checkpoint["update"]
 
+    milestone_updates = config.milestone_updates()
     elapsed = history.wall_time_s[-1] if history.wall_time_s else 0.0
     started = time.perf_counter() - elapsed
     bar = tqdm(range(start, config.updates), desc=f"ppo {network.core}", unit="update",
@@ -453,7 +487,15 @@ def train_ppo(
         history.losses.append(losses)
         bar.set_postfix(ret=f"{history.mean_return[-1]:.3f}", mmer=f"{history.mmer:.3f}")
         done = update + 1
-        if run is not None and done % config.checkpoint_every == 0 and done < config.updates:
+        milestone = done in milestone_updates
+        if milestone:
+            history.milestones.append({
+                "step": done * config.steps_per_update, "update": done,
+                **(summarize(history) if summarize is not None else {}),
+                "wall_time_s": run.wall_time_s() if run is not None else history.wall_time_s[-1],
+                **({"cpu_time_s": run.cpu_time_s()} if run is not None else {}),
+            })
+        if run is not None and (milestone or done % config.checkpoint_every == 0):
             run.save_checkpoint({
                 "agent": agent.state_dict(),
                 "optimizer": optimizer.state_dict(),

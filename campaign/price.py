@@ -1,0 +1,142 @@
+"""Price the campaign plan: core-hours per run per milestone, from the measured unit costs.
+
+The unit costs come from ``benchmarks/campaign_costs.py`` (``benchmarks/results/
+campaign_costs_cpu.json``: CPU seconds at one torch thread). For every plan entry this prints
+the cost of one run from each milestone to the next and the entry's total; ``--write`` puts
+``runs`` and ``core_hours_per_run`` into ``plan.yaml`` (only those lines change, comments stay).
+
+Cost model, per run and milestone step (from milestone ``a`` to ``b``):
+
+- offline: ``(b - a)`` training steps, plus at ``b`` ``episodes`` evaluation episodes per
+  return target and mode, plus the 10-episode evaluations every ``eval_every`` steps; every
+  episode is priced at 1000 steps (HalfCheetah's length; Hopper and Walker2d episodes end
+  earlier, so they cost less than this);
+- POPGym: whole PPO updates between ``a`` and ``b`` times one update's cost at Table 3;
+- bsuite: the steps of the episodes between ``a`` and ``b`` (``L + 1`` each) over the measured
+  steps per second at memory length ``L``, interpolated linearly between measured lengths
+  (constant beyond them).
+
+Usage: ``python campaign/price.py [--write]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ssmrl_lib.campaign import DEFAULT_PLAN, Entry, load_plan
+from ssmrl_lib.envs import get_task
+from ssmrl_lib.experiments import bsuite_memory, offline_rl, popgym_ppo
+from ssmrl_lib.paths import REPO_ROOT
+
+COSTS = REPO_ROOT / "benchmarks" / "results" / "campaign_costs_cpu.json"
+
+
+def offline_costs(entry: Entry, costs: dict) -> tuple[list[float], int]:
+    settings = offline_rl.settings_for(entry.profile, **entry.settings)
+    per_run, runs = [], 0
+    per_model_env = []
+    for model in settings.models:
+        for env in settings.envs:
+            targets = len(get_task(env).return_targets) if settings.all_targets else 1
+            modes = offline_rl.EVAL_MODES[model]
+            episode = {mode: costs["offline_episode_s"][f"{model}/{mode}"] for mode in modes}
+            steps, previous = [], 0
+            for milestone in entry.milestones:
+                train = (milestone - previous) * costs["offline_step_s"][model]
+                final = settings.episodes * targets * sum(episode.values())
+                during = (milestone // settings.eval_every - previous // settings.eval_every) \
+                    * settings.eval_every_episodes * episode[modes[0]]
+                steps.append(train + final + during)
+                previous = milestone
+            per_model_env.append(steps)
+            runs += settings.seeds
+    # The plan prices every run of an entry alike: the mean over its models and environments.
+    per_run = list(np.mean(per_model_env, axis=0))
+    return per_run, runs
+
+
+def popgym_costs(entry: Entry, costs: dict) -> tuple[list[float], int]:
+    settings = popgym_ppo.settings_for(entry.profile, **entry.settings)
+    per_update = np.mean([costs["popgym_update"][m]["update_s"] for m in settings.models])
+    spu = settings.num_envs * settings.unroll
+    steps, previous = [], 0
+    for milestone in entry.milestones:
+        steps.append((milestone // spu - previous // spu) * per_update)
+        previous = milestone
+    return steps, len(settings.envs) * len(settings.models) * settings.seeds
+
+
+def bsuite_costs(entry: Entry, costs: dict) -> tuple[list[float], int]:
+    settings = bsuite_memory.settings_for(entry.profile, **entry.settings)
+    measured = costs["bsuite_steps_per_s"]
+    per_length_model = []
+    for model in settings.models:
+        points = sorted((int(k.split("/")[1]), v) for k, v in measured.items()
+                        if k.startswith(f"{model}/"))
+        lengths, rates = zip(*points, strict=True)
+        for length in settings.lengths:
+            rate = float(np.interp(length, lengths, rates))
+            steps, previous = [], 0
+            for milestone in entry.milestones:
+                new = bsuite_memory.episode_steps(milestone, length, settings.unroll) - \
+                    bsuite_memory.episode_steps(previous, length, settings.unroll)
+                steps.append(new / rate)
+                previous = milestone
+            per_length_model.append(steps)
+    runs = len(settings.models) * len(settings.lengths) * settings.seeds
+    return list(np.mean(per_length_model, axis=0)), runs
+
+
+PRICERS = {"offline_rl": offline_costs, "popgym_ppo": popgym_costs,
+           "bsuite_memory": bsuite_costs}
+
+
+def price(entry: Entry, costs: dict) -> tuple[list[float], int]:
+    """Core-hours of one run from each milestone to the next, and the entry's run count.
+
+    Settings another branch has not added yet (``s5_block``) are left out for pricing."""
+    known = dict(entry.settings)
+    known.pop("s5_block", None)
+    seconds, runs = PRICERS[entry.experiment](Entry(**{**entry.__dict__, "settings": known}),
+                                              costs)
+    return [round(s / 3600, 3) for s in seconds], runs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--plan", type=Path, default=DEFAULT_PLAN)
+    parser.add_argument("--costs", type=Path, default=COSTS)
+    parser.add_argument("--write", action="store_true")
+    args = parser.parse_args()
+    costs = json.loads(args.costs.read_text())
+    plan = load_plan(args.plan)
+    text = args.plan.read_text()
+    total = 0.0
+    for entry in plan.entries:
+        hours, runs = price(entry, costs)
+        entry_total = runs * sum(hours)
+        total += entry_total
+        state = "" if entry.enabled else " (disabled)"
+        print(f"{entry.name:<34} {runs:>3} runs x {hours} core-h = {entry_total:6.2f}{state}")
+        if args.write:
+            pattern = re.compile(
+                rf"(- name: {re.escape(entry.name)}\n(?:(?!  - name:).*\n)*?)"
+                r"(    runs: ).*\n((?:(?!  - name:).*\n)*?)(    core_hours_per_run: ).*\n"
+            )
+            text, n = pattern.subn(
+                lambda m, r=runs, h=hours: f"{m[1]}{m[2]}{r}\n{m[3]}{m[4]}{h}\n", text
+            )
+            if n != 1:
+                raise SystemExit(f"could not find {entry.name}'s runs/core_hours_per_run lines")
+    print(f"total: {total:.1f} core-hours")
+    if args.write:
+        args.plan.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

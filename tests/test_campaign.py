@@ -1,0 +1,101 @@
+"""The campaign: plan files, milestone-by-milestone order, resuming, status."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from ssmrl_lib.campaign import (
+    DEFAULT_PLAN,
+    campaign_lock,
+    entry_specs,
+    load_plan,
+    run_campaign,
+    status_report,
+)
+from ssmrl_lib.errors import SsmrlError
+from ssmrl_lib.runs import RunStore
+
+TINY_PLAN = {
+    "jobs": 1,
+    "entries": [
+        {"name": "bsuite-mlp", "experiment": "bsuite_memory", "profile": "smoke",
+         "settings": {"models": ["mlp"]}, "milestones": [10, 20], "runs": 1,
+         "core_hours_per_run": [0.001, 0.001]},
+        {"name": "popgym-mlp", "experiment": "popgym_ppo", "profile": "smoke",
+         "settings": {"models": ["mlp"]}, "milestones": [128, 256, 384], "runs": 1,
+         "core_hours_per_run": [0.002, 0.002, 0.002]},
+        {"name": "waiting", "experiment": "popgym_ppo", "profile": "smoke",
+         "settings": {"models": ["gru"]}, "milestones": [128], "runs": 1,
+         "core_hours_per_run": [1.0], "enabled": False, "waits_for": "a check"},
+        {"name": "needs-a-setting", "experiment": "popgym_ppo", "profile": "smoke",
+         "settings": {"models": ["s5"], "no_such_setting": "authors"}, "milestones": [128],
+         "runs": 1, "core_hours_per_run": [2.0]},
+    ],
+}
+
+
+def _plan(tmp_path, plan=TINY_PLAN):
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan))
+    return load_plan(path)
+
+
+def test_campaign_goes_milestone_by_milestone_and_resumes(tmp_path):
+    plan = _plan(tmp_path)
+    store = RunStore(tmp_path / "runs")
+    lines = []
+    run_campaign(plan, store, levels=1, log=lines.append)
+    assert [line.split(":")[0] for line in lines if "to run" in line] == [
+        "milestone 1 bsuite-mlp", "milestone 1 popgym-mlp"]
+    assert any("waiting: skipped (disabled: waits for a check)" in line for line in lines)
+    assert any("needs-a-setting: skipped (blocked:" in line and "no_such_setting" in line
+               for line in lines)
+    lines.clear()
+    run_campaign(plan, store, log=lines.append)  # starts again where it stopped
+    started = [line.split(":")[0] for line in lines if "to run" in line]
+    assert started == ["milestone 1 bsuite-mlp", "milestone 1 popgym-mlp",
+                       "milestone 2 bsuite-mlp", "milestone 2 popgym-mlp",
+                       "milestone 3 popgym-mlp"]
+    assert "1/1 done, 0 to run" in lines[0]
+    entry = plan.entries[1]
+    (spec,) = entry_specs(entry, 2)[0]
+    result = store.run_dir(spec.experiment, spec.config).read_result()
+    assert [m["step"] for m in result["milestones"]] == [128, 256, 384]
+    assert len(result["wall_time_stretches_s"]) == 3  # one stretch per milestone, resumed
+
+    report = status_report(plan, store)
+    assert "bsuite-mlp" in report and "1/1   done" in report
+    assert "[disabled: waits for a check]" in report
+    assert "3.00 in waiting ones" in report
+    assert "time to finish at the measured rate" in report
+
+
+def test_one_campaign_at_a_time(tmp_path):
+    store = RunStore(tmp_path)
+    with campaign_lock(store), pytest.raises(SsmrlError, match="already running"), \
+            campaign_lock(store):
+        pass
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"colour": "red"}, "unknown keys"),
+    ({"milestones": [20, 10]}, "milestones must be increasing"),
+    ({"core_hours_per_run": [1.0]}, "one cost per milestone"),
+    ({"experiment": "nope"}, "experiment"),
+])
+def test_bad_plans_fail_with_one_clear_line(tmp_path, change, message):
+    entry = {**TINY_PLAN["entries"][0], **change}
+    with pytest.raises(SsmrlError, match=message):
+        _plan(tmp_path, {"entries": [entry]})
+
+
+def test_the_committed_plan_is_valid_and_its_run_counts_are_its_grids():
+    plan = load_plan(DEFAULT_PLAN)
+    assert plan.entries
+    for entry in plan.entries:
+        if entry.experiment == "offline_rl":
+            continue  # its grid needs the datasets (make data)
+        specs, blocked = entry_specs(entry, 0)
+        if not blocked:
+            assert len(specs) == entry.runs, entry.name
