@@ -296,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--levels", type=int, help="stop after this many milestones")
             sub.add_argument("--only", nargs="+", metavar="ENTRY", help="only these entries")
             sub.add_argument("--nice", type=int, default=10, help="niceness increment (10)")
+            _add_device_option(sub)
 
     runs = commands.add_parser("runs", help="the run store").add_subparsers(
         dest="runs_command", required=True
