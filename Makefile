@@ -10,7 +10,8 @@ ENVS := hopper halfcheetah walker2d
 export MINARI_DATASETS_PATH ?= $(CURDIR)/data/minari
 
 .PHONY: setup data policies policies-background policies-swap notebooks book reproduce test lint unit \
-	smoke book-check bench clean campaign campaign-status
+	smoke book-check bench clean campaign campaign-status \
+	gpu-check gpu-check-prepare gpu-check-restore gpu-check-dry-run
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -157,6 +158,23 @@ campaign: data
 
 campaign-status: setup
 	$(BIN)/ssmrl campaign status
+
+# The GPU check (README, "GPU check"). Here: prepare the payload (wheels for Python 3.12, the
+# tracked files the check does not read moved out of the tree; prints its size), make the device
+# call, restore. On the GPU machine: `make gpu-check` (bash benchmarks/gpu_check.sh; no venv).
+# In CI the same script runs as a dry run on the CPU (tests/test_gpu_check.py, part of `unit`).
+gpu-check-prepare: setup
+	$(BIN)/python benchmarks/gpu_payload.py prepare
+
+gpu-check-restore: setup
+	$(BIN)/python benchmarks/gpu_payload.py restore
+
+gpu-check:
+	bash benchmarks/gpu_check.sh
+
+gpu-check-dry-run: setup
+	MINARI_DATASETS_PATH=$(SMOKE_DIR)/gpu-check/minari $(BIN)/python benchmarks/gpu_check.py \
+	  --device cpu --dry-run --out-dir $(SMOKE_DIR)/gpu-check
 
 clean:
 	rm -rf $(SMOKE_DIR) book/_build

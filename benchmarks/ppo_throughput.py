@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ssmrl_lib.device import synchronize
 from ssmrl_lib.experiments.popgym_ppo import make_env
 from ssmrl_lib.report.popgym import LU2023_WALL_TIME_S
 from ssmrl_lib.report.provenance import benchmark_record
@@ -90,8 +91,11 @@ class Clock:
         return time.perf_counter() - self.wall, time.process_time() - self.cpu
 
 
-def time_updates(core: str, workload: Workload, timed_epochs: int) -> dict:
-    """Time ``workload.updates`` PPO updates of ``core`` (seed 0), phase by phase.
+def time_updates(
+    core: str, workload: Workload, timed_epochs: int, device: torch.device | str = "cpu"
+) -> dict:
+    """Time ``workload.updates`` PPO updates of ``core`` (seed 0) on ``device``, phase by phase
+    (on a GPU each phase's clock is read once its queued work has finished).
 
     The agent, optimizer and acting loop are built as ``train_ppo`` builds them; learning runs
     ``ppo_update`` one epoch at a time, the same work as one call with all epochs but for the
@@ -103,15 +107,16 @@ def time_updates(core: str, workload: Workload, timed_epochs: int) -> dict:
     generator = torch.Generator().manual_seed(0)
     envs = EnvBatch(lambda: make_env(TASK), config.num_envs, seed=0)
     agent = ActorCritic(int(np.prod(envs.observation_space.shape)), envs.action_space,
-                        NetworkConfig(core=core))
+                        NetworkConfig(core=core)).to(device)
     optimizer = torch.optim.Adam(agent.parameters(), lr=config.learning_rate, eps=1e-5)
-    runner = PPOAgentRunner(envs, agent, torch.device("cpu"))
+    runner = PPOAgentRunner(envs, agent, torch.device(device))
     sample = {"act_wall_s": 0.0, "act_cpu_s": 0.0, "learn_wall_s": 0.0, "learn_cpu_s": 0.0,
               "epoch_wall_s": [], "epoch_cpu_s": [], "load_average_before": os.getloadavg()[0]}
     for _ in range(workload.updates):
         agent.eval()
         clock = Clock()
         rollout, _, _ = runner.collect(agent, config.unroll)
+        synchronize(device)
         wall, cpu = clock.read()
         sample["act_wall_s"] += wall
         sample["act_cpu_s"] += cpu
@@ -120,6 +125,7 @@ def time_updates(core: str, workload: Workload, timed_epochs: int) -> dict:
         for _ in range(min(timed_epochs, config.epochs)):
             clock = Clock()
             ppo_update(agent, optimizer, rollout, one_epoch, generator)
+            synchronize(device)
             wall, cpu = clock.read()
             epochs_wall.append(wall)
             epochs_cpu.append(cpu)

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ssmrl_lib.device import synchronize
 from ssmrl_lib.models.s5 import S5Config, S5Layer, S5Stack
 from ssmrl_lib.models.scan import available_backends
 from ssmrl_lib.report.popgym import plot_scan_benchmark
@@ -57,9 +58,11 @@ def build_models() -> dict[str, tuple[nn.Module, Forward, int]]:
     return models
 
 
-def _timed(fn: Callable[[], None]) -> float:
+def _timed(fn: Callable[[], None], device: torch.device) -> float:
+    synchronize(device)
     start = time.perf_counter()
     fn()
+    synchronize(device)
     return time.perf_counter() - start
 
 
@@ -80,13 +83,21 @@ def _steps(
     return {"forward": fwd, "forward+backward": fwd_bwd}
 
 
-def run(repeats: int, max_length: int) -> list[dict]:
+def run(
+    repeats: int, max_length: int, device: torch.device | str = "cpu",
+    lengths: tuple[int, ...] = LENGTHS,
+) -> list[dict]:
+    """Median milliseconds of every model and mode at each of ``lengths`` up to
+    ``max_length``, on ``device``."""
+    device = torch.device(device)
     torch.manual_seed(0)
     models = build_models()
+    for module, _, _ in models.values():
+        module.to(device)
     rows = []
-    for length in (n for n in LENGTHS if n <= max_length):
-        u = torch.randn(BATCH, length, HIDDEN, requires_grad=True)
-        reset = torch.rand(BATCH, length) < RESET_PROB
+    for length in (n for n in lengths if n <= max_length):
+        u = torch.randn(BATCH, length, HIDDEN).to(device).requires_grad_()
+        reset = (torch.rand(BATCH, length) < RESET_PROB).to(device)
         ops = {
             (name, mode): fn
             for name, (module, forward, max_len) in models.items()
@@ -98,7 +109,7 @@ def run(repeats: int, max_length: int) -> list[dict]:
         times: dict[tuple[str, str], list[float]] = {key: [] for key in ops}
         for _ in range(repeats):
             for key, fn in ops.items():
-                times[key].append(_timed(fn))
+                times[key].append(_timed(fn, device))
         for (name, mode), ts in times.items():
             ms = [1e3 * t for t in ts]
             median = statistics.median(ms)

@@ -191,6 +191,23 @@ def _notebook(args: argparse.Namespace) -> None:
     print(f"executed {args.name} -> {output}")
 
 
+def _add_device_option(parser: argparse.ArgumentParser) -> None:
+    """``--device auto|cpu|cuda`` for a subcommand that runs experiments (sets $SSMRL_DEVICE)."""
+    parser.add_argument(
+        "--device", help="auto (a CUDA GPU if torch sees one, else the CPU; default), cpu or cuda"
+    )
+
+
+def _apply_device_option(args: argparse.Namespace) -> None:
+    """Export ``--device`` for this process and the ones it starts; check it before any work."""
+    if getattr(args, "device", None) is None:
+        return
+    from ssmrl_lib.device import DEVICE_VARIABLE, default_device
+
+    os.environ[DEVICE_VARIABLE] = args.device
+    default_device()
+
+
 def _campaign_run(args: argparse.Namespace) -> None:
     from ssmrl_lib.campaign import load_plan, run_campaign, say
     from ssmrl_lib.paths import runs_root
@@ -325,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     notebook.add_argument("--output-dir", help="where the executed notebook goes (default book/)")
     add_executor_options(notebook)
+    _add_device_option(notebook)
     notebook.set_defaults(handler=_notebook)
 
     campaign = commands.add_parser(
@@ -342,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--levels", type=int, help="stop after this many milestones")
             sub.add_argument("--only", nargs="+", metavar="ENTRY", help="only these entries")
             sub.add_argument("--nice", type=int, default=10, help="niceness increment (10)")
+            _add_device_option(sub)
 
     runs = commands.add_parser("runs", help="the run store").add_subparsers(
         dest="runs_command", required=True
@@ -363,6 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _apply_device_option(args)
         args.handler(args)
     except SsmrlError as error:  # bad input: one line; anything else is a bug, with traceback
         print(f"ssmrl: error: {error}", file=sys.stderr)

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ssmrl_lib.data.windows import StateNormalizer
+from ssmrl_lib.device import module_device
 
 
 class ContextWindowPolicy:
@@ -30,6 +31,7 @@ class ContextWindowPolicy:
         act_dim: int,
     ):
         self.model = model
+        self.device = module_device(model)
         self.normalizer = normalizer
         self.target = target_return / rtg_scale
         self.rtg_scale = rtg_scale
@@ -65,14 +67,15 @@ class ContextWindowPolicy:
             rtg[i, K - length :, 0] = self.rtg[slot, first : t + 1]
             timesteps[i, K - length :] = np.minimum(np.arange(first, t + 1), self.max_ep_len - 1)
             mask[i, K - length :] = 1
+        device = self.device
         predictions = self.model(
-            states=torch.from_numpy(states),
-            actions=torch.from_numpy(actions),
-            returns_to_go=torch.from_numpy(rtg),
-            timesteps=torch.from_numpy(timesteps),
-            attention_mask=torch.from_numpy(mask),
+            states=torch.from_numpy(states).to(device),
+            actions=torch.from_numpy(actions).to(device),
+            returns_to_go=torch.from_numpy(rtg).to(device),
+            timesteps=torch.from_numpy(timesteps).to(device),
+            attention_mask=torch.from_numpy(mask).to(device),
         )
-        chosen = predictions[:, -1].numpy()
+        chosen = predictions[:, -1].cpu().numpy()
         for i, slot in enumerate(slots):
             self.actions[slot, self.t[slot]] = chosen[i]
         return chosen

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import gymnasium as gym
+import torch
 
 from ssmrl_lib.evaluate.peak_memory import PeakMemory
 from ssmrl_lib.evaluate.rollout import BatchedPolicy, rollout
@@ -24,10 +25,12 @@ def rollout_cost(
     episodes: int,
     n_envs: int,
     seed: int,
+    device: torch.device | str = "cpu",
 ) -> dict[str, float | None]:
-    """Seconds, environment steps and peak memory (MiB) of ``episodes`` rollouts."""
+    """Seconds, environment steps and peak memory (MiB) of ``episodes`` rollouts whose model
+    runs on ``device`` (the GPU's peak is measured when it is a CUDA device)."""
     policy = make_policy(min(n_envs, episodes))
-    with PeakMemory() as memory:
+    with PeakMemory(device) as memory:
         result = rollout(make_env, policy, episodes, n_envs, seed, desc="inference cost")
     return {
         "episodes": episodes,

@@ -3,8 +3,8 @@
 On CPU it is the process's resident-memory high-water mark, reset on entry through
 ``/proc/self/clear_refs`` and reported both as the peak and as growth over the resident memory
 on entry (the interpreter and libraries are not the workload's). On GPU it is
-``torch.cuda.max_memory_allocated``. Where ``/proc`` cannot be written (not Linux) the CPU
-figures are ``None``, never a guess.
+``torch.cuda.max_memory_allocated`` (the tensors' peak, as the papers report it). Where
+``/proc`` cannot be written (not Linux) the CPU figures are ``None``, never a guess.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from pathlib import Path
 from types import TracebackType
 
 import torch
+
+from ssmrl_lib.device import default_device, synchronize
 
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -37,12 +39,21 @@ def _reset_peak_rss() -> bool:
 
 
 class PeakMemory:
-    """``with PeakMemory() as memory: ...`` then ``memory.as_dict()``."""
+    """``with PeakMemory() as memory: ...`` then ``memory.as_dict()``.
+
+    ``device``: where the measured work runs (default ``ssmrl_lib.device.default_device()``);
+    the GPU figure is taken only when it is a CUDA device.
+    """
+
+    def __init__(self, device: torch.device | str | None = None):
+        self.device = torch.device(device) if device is not None else default_device()
+        self._on_gpu = self.device.type == "cuda"
 
     def __enter__(self) -> PeakMemory:
         gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.reset_peak_memory_stats()
+        if self._on_gpu:
+            synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
         self._baseline = _status_mib("VmRSS")
         self._tracking = _reset_peak_rss()
         return self
@@ -58,8 +69,10 @@ class PeakMemory:
             None if self.peak_rss_mib is None or self._baseline is None
             else self.peak_rss_mib - self._baseline
         )
+        if self._on_gpu:
+            synchronize(self.device)
         self.gpu_peak_mib = (
-            torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
+            torch.cuda.max_memory_allocated(self.device) / 2**20 if self._on_gpu else None
         )
 
     def as_dict(self) -> dict[str, float | None]:

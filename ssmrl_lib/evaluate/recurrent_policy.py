@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ssmrl_lib.data.windows import StateNormalizer
+from ssmrl_lib.device import module_device
 
 
 class RecurrentPolicy:
@@ -29,14 +30,15 @@ class RecurrentPolicy:
         act_dim: int,
     ):
         self.model = model
+        self.device = device = module_device(model)
         self.normalizer = normalizer
         self.target = target_return / rtg_scale
         self.rtg_scale = rtg_scale
         self.max_ep_len = max_ep_len
         self.state_dim = state_dim
         self.state = model.init_state(n_slots)
-        self.new_episode = torch.ones(n_slots, dtype=torch.bool)
-        self.prev_action = torch.zeros(n_slots, act_dim)
+        self.new_episode = torch.ones(n_slots, dtype=torch.bool, device=device)
+        self.prev_action = torch.zeros(n_slots, act_dim, device=device)
         self.rtg = np.zeros(n_slots, np.float32)
         self.t = np.zeros(n_slots, np.int64)
 
@@ -49,17 +51,18 @@ class RecurrentPolicy:
     def act(self, slots: np.ndarray, observations: np.ndarray) -> np.ndarray:
         states = np.zeros((len(self.t), self.state_dim), np.float32)
         states[slots] = self.normalizer(observations)
+        device = self.device
         actions, self.state = self.model.step(
             self.state,
-            return_to_go=torch.from_numpy(self.rtg[:, None].copy()),
-            state_obs=torch.from_numpy(states),
+            return_to_go=torch.from_numpy(self.rtg[:, None].copy()).to(device),
+            state_obs=torch.from_numpy(states).to(device),
             prev_action=self.prev_action,
-            timestep=torch.from_numpy(np.minimum(self.t, self.max_ep_len - 1)),
+            timestep=torch.from_numpy(np.minimum(self.t, self.max_ep_len - 1)).to(device),
             new_episode=self.new_episode.clone(),
         )
         self.new_episode[:] = False
         self.prev_action = actions
-        return actions[torch.from_numpy(slots)].numpy()
+        return actions.cpu().numpy()[slots]
 
     def observe(self, slots: np.ndarray, rewards: np.ndarray) -> None:
         self.rtg[slots] -= rewards.astype(np.float32) / self.rtg_scale

@@ -22,8 +22,8 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import torch
 
+from ssmrl_lib.device import default_device
 from ssmrl_lib.errors import check_choice
 from ssmrl_lib.evaluate.peak_memory import PeakMemory
 from ssmrl_lib.profiles import (
@@ -210,8 +210,8 @@ def summarize(history: PPOHistory) -> dict[str, Any]:
 def run_a2c(config: BsuiteRunConfig, run: RunDir) -> dict[str, Any]:
     """Train one model on one memory length with one seed."""
     run.start_clock()
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    with PeakMemory() as memory:
+    device = default_device()
+    with PeakMemory(device) as memory:
         agent, history = train_ppo(
             lambda: MemoryChainEnv(config.memory_length), config.network, config.a2c,
             config.seed, run, device, summarize=summarize,
@@ -233,7 +233,7 @@ def run_a2c(config: BsuiteRunConfig, run: RunDir) -> dict[str, Any]:
         "peak_memory": memory.as_dict(),
         "milestones": history.milestones,
         **wall_time_fields(run),
-        "device": device,
+        "device": device.type,
         "commit": git_commit(),
         "hardware": hardware(),
         "versions": library_versions("bsuite"),

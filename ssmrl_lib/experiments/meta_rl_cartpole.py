@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
+from ssmrl_lib.device import default_device
 from ssmrl_lib.errors import SsmrlError, check_choice
 from ssmrl_lib.evaluate.trials import per_trial_mean, trial_returns
 from ssmrl_lib.meta_envs import ProjectedStatelessCartPole
@@ -186,7 +186,7 @@ def grid(settings: MetaCartPoleSettings) -> list[RunSpec]:
 def run_meta_cartpole(config: MetaCartPoleRunConfig, run: RunDir) -> dict[str, Any]:
     """Train one model with one seed, then play ``eval_trials`` trials on unseen projections."""
     run.start_clock()
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = default_device()
     agent, history = train_ppo(
         lambda: ProjectedStatelessCartPole(config.num_trials, config.trial_length),
         config.network,
@@ -229,7 +229,7 @@ def run_meta_cartpole(config: MetaCartPoleRunConfig, run: RunDir) -> dict[str, A
         "milestones": [*history.milestones[:-1],
                        {**history.milestones[-1], "evaluation": evaluation}],
         **wall_time_fields(run),
-        "device": device,
+        "device": device.type,
         "commit": git_commit(),
         "hardware": hardware(),
         "versions": library_versions("popgym"),

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ssmrl_lib.device import default_device
 from ssmrl_lib.errors import check_choice
 from ssmrl_lib.evaluate.trials import trial_returns
 from ssmrl_lib.meta_envs import DMC_STEP_LIMIT, HELDOUT_TASKS, TRAIN_TASKS, DMControlProjectionTask
@@ -194,7 +195,7 @@ def grid(settings: MetaDMCSettings) -> list[RunSpec]:
 
 
 def evaluate_tasks(
-    agent: torch.nn.Module, config: MetaDMCRunConfig, device: str
+    agent: torch.nn.Module, config: MetaDMCRunConfig, device: torch.device
 ) -> dict[str, dict[str, Any]]:
     """Per task (training and held-out): mean return per trial over fresh projections."""
     tasks = [(task, "train") for task in config.train_tasks]
@@ -222,7 +223,7 @@ def evaluate_tasks(
 def run_meta_dmc(config: MetaDMCRunConfig, run: RunDir) -> dict[str, Any]:
     """Train one model with one seed on the training tasks, then evaluate every task."""
     run.start_clock()
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = default_device()
     agent, history = train_ppo(
         lambda: DMControlProjectionTask(config.train_tasks, config.num_trials, config.trial_length),
         config.network,
@@ -254,7 +255,7 @@ def run_meta_dmc(config: MetaDMCRunConfig, run: RunDir) -> dict[str, Any]:
         "milestones": [*history.milestones[:-1],
                        {**history.milestones[-1], "evaluation": evaluation}],
         **wall_time_fields(run),
-        "device": device,
+        "device": device.type,
         "commit": git_commit(),
         "hardware": hardware(),
         "versions": library_versions("dm_control"),

@@ -21,6 +21,7 @@ from ssmrl_lib.data import DTWindowSampler, load_trajectories
 from ssmrl_lib.data.local_store import check_dataset_id
 from ssmrl_lib.data.make import ensure_smoke_dataset, smoke_dataset_id
 from ssmrl_lib.data.windows import StateNormalizer
+from ssmrl_lib.device import default_device
 from ssmrl_lib.envs import TASKS, get_task, normalized_score
 from ssmrl_lib.errors import SsmrlError, check_choice
 from ssmrl_lib.evaluate.dt_policy import ContextWindowPolicy
@@ -33,6 +34,7 @@ from ssmrl_lib.models.decision_transformer import (
     SequenceModelConfig,
     count_trainable_parameters,
 )
+from ssmrl_lib.models.mamba import scan_provenance
 from ssmrl_lib.profiles import (
     NON_EMPTY,
     NON_NEGATIVE,
@@ -305,8 +307,9 @@ def run_offline(config: OfflineRunConfig, run: RunDir) -> dict[str, Any]:
     sampler = DTWindowSampler(
         trajectories, config.model.context_len, config.eval.rtg_scale, config.model.max_ep_len
     )
+    device = default_device()
     torch.manual_seed(config.seed)
-    model = MODELS[config.model_name](config.model)
+    model = MODELS[config.model_name](config.model).to(device)
 
     modes = EVAL_MODES[config.model_name]
 
@@ -346,10 +349,19 @@ def run_offline(config: OfflineRunConfig, run: RunDir) -> dict[str, Any]:
         "dataset_episodes": len(trajectories.rewards),
         "dataset_steps": int(trajectories.lengths.sum()),
         **wall_time_fields(run),
+        "device": device.type,
+        **_scan_record(model, device),
         "commit": git_commit(),
         "hardware": hardware(),
         "versions": library_versions(),
     }
+
+
+def _scan_record(model: nn.Module, device: torch.device) -> dict[str, str]:
+    """Which selective-scan implementation a Decision Mamba ran on (nothing for DT)."""
+    if not isinstance(model, DecisionMamba):
+        return {}
+    return {"scan_backend": scan_provenance(model.backbone.config.scan_backend, device)}
 
 
 def _final_loss(losses: list[float]) -> float:
@@ -373,6 +385,7 @@ def inference_costs(settings: OfflineSettings) -> list[dict[str, Any]]:
     Fixed workload (episodes never end early) and freshly initialised models of the trained
     sizes: the cost of acting does not depend on the weights once episode lengths are fixed.
     """
+    device = default_device()
     rows = []
     for env in settings.envs:
         task = get_task(env)
@@ -389,15 +402,16 @@ def inference_costs(settings: OfflineSettings) -> list[dict[str, Any]]:
         full_length = {"terminate_when_unhealthy": False} if env != "halfcheetah" else {}
         for model_name in settings.models:
             torch.manual_seed(0)
-            model = MODELS[model_name](sizes).eval()
+            model = MODELS[model_name](sizes).to(device).eval()
             for mode in EVAL_MODES[model_name]:
                 cost = rollout_cost(
                     partial(gym.make, task.gym_id, max_episode_steps=settings.max_ep_len,
                             **full_length),
                     partial(make_policy, model_name, mode, model, sizes, identity,
                             task.return_targets[0], 1000.0),
-                    settings.cost_episodes, settings.cost_envs, seed=0,
+                    settings.cost_episodes, settings.cost_envs, seed=0, device=device,
                 )
                 rows.append({"env": env, "model": model_name, "mode": mode,
-                             "parameters": count_trainable_parameters(model), **cost})
+                             "parameters": count_trainable_parameters(model), **cost,
+                             "device": device.type, **_scan_record(model, device)})
     return rows

@@ -21,8 +21,8 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import torch
 
+from ssmrl_lib.device import default_device
 from ssmrl_lib.errors import check_choice
 from ssmrl_lib.models.memory import CORES
 from ssmrl_lib.profiles import NON_EMPTY, PPO_ALLOWED, PPO_ROLLOUT_MEMORY, allowed, resolve
@@ -172,7 +172,7 @@ def grid(settings: PopgymSettings) -> list[RunSpec]:
 def run_ppo(config: PopgymRunConfig, run: RunDir) -> dict[str, Any]:
     """Train one model on one environment with one seed; the curve and MMER of the run."""
     run.start_clock()
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = default_device()
     agent, history = train_ppo(
         lambda: make_env(config.env), config.network, config.ppo, config.seed, run, device,
         summarize=mmer_summary,
@@ -193,7 +193,7 @@ def run_ppo(config: PopgymRunConfig, run: RunDir) -> dict[str, Any]:
         "env_steps_per_s": history.steps[-1] / train_time,
         "milestones": history.milestones,
         **wall_time_fields(run),
-        "device": device,
+        "device": device.type,
         "commit": git_commit(),
         "hardware": hardware(),
         "versions": library_versions("popgym"),

@@ -70,6 +70,26 @@ def scan_backends() -> list[str]:
     return ["auto", "fused", "cuda", *available_backends()]
 
 
+def resolve_scan_backend(backend: str, device: torch.device | str) -> str:
+    """The backend ``backend`` runs as on ``device``: ``auto`` is ``cuda`` (mamba-ssm's kernels)
+    on a GPU where mamba-ssm imports, else ``fused``; any other name is itself."""
+    if backend != "auto":
+        return backend
+    on_gpu = torch.device(device).type == "cuda"
+    return "cuda" if on_gpu and cuda_scan.kernels_available() else "fused"
+
+
+def scan_provenance(backend: str, device: torch.device | str) -> str:
+    """What computes the selective scan of ``backend`` on ``device``, for a run's result."""
+    resolved = resolve_scan_backend(backend, device)
+    if resolved == "cuda":
+        return f"cuda (mamba-ssm {cuda_scan.version()} kernels)"
+    if resolved == "fused":
+        on_cpu = torch.device(device).type == "cpu" and cpu_kernel.load() is not None
+        return "fused (C kernels, scan.cpu_kernel)" if on_cpu else "fused (torch ops, scan.fast)"
+    return f"{resolved} (linear_scan on the discretised tensors)"
+
+
 class LayerState(NamedTuple):
     """One block's recurrent state: the last ``conv_kernel - 1`` conv inputs and the SSM state."""
 
@@ -93,8 +113,7 @@ def gated_selective_scan(
     """``(C_t · h_t + D x_t) ⊙ silu(gate_t)`` from ``h_{-1} = 0`` with ``Δ = softplus(dt)``, for
     ``x, dt, gate [B, L, D]``, ``A [D, N]``, ``B, C [B, L, N]``; ``backend`` as in
     ``MambaConfig.scan_backend``."""
-    if backend == "auto":
-        backend = "cuda" if x.is_cuda and cuda_scan.kernels_available() else "fused"
+    backend = resolve_scan_backend(backend, x.device)
     if backend == "fused":
         return fast_scan.selective_scan(x, dt, A, B, C, D, gate)
     if backend == "cuda":

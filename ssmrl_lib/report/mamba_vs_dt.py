@@ -89,7 +89,8 @@ def table3(costs: list[dict[str, Any]]) -> pd.DataFrame:
             "episodes × steps": f"{cost['episodes']} × {cost['env_steps'] // cost['episodes']}",
             "ours: time (s)": f"{cost['wall_time_s']:.1f}",
             "ours: ms per env step": f"{1000 * cost['wall_time_s'] / cost['env_steps']:.2f}",
-            "ours: peak memory (MiB)": "—" if peak is None else f"{peak:.0f}",
+            "ours: peak memory (MiB)": "—" if peak is None else f"{peak:.0f}"
+            + (" (GPU)" if cost["gpu_peak_mib"] is not None else ""),
             "paper: time (s) / memory (GB)": f"{paper[0]:.0f} / {paper[1]}" if paper else "—",
         })
     return pd.DataFrame(rows)

@@ -104,6 +104,9 @@ def provenance_markdown(
 ) -> str:
     """A MyST admonition saying which profile, data, hardware and commit produced the numbers."""
     hardware_seen = sorted({r["hardware"] for r in results})
+    # results recorded before runs named their device ran on the CPU
+    devices = sorted({r.get("device", "cpu") for r in results})
+    scans = sorted({r["scan_backend"] for r in results if "scan_backend" in r})
     commits = sorted({r["commit"] for r in results})
     run_time = sum(r["wall_time_s"] for r in results)
     versions = results[0]["versions"] if results else library_versions()
@@ -117,6 +120,8 @@ def provenance_markdown(
         f"(this execution of the notebook: {notebook_wall_time_s / 60:.1f} min; finished runs "
         "are reused from the cache)",
         f"- **hardware**: {'; '.join(hardware_seen)}",
+        f"- **device**: {', '.join(devices)}"
+        + (f"; Decision Mamba's scan: {'; '.join(scans)}" if scans else ""),
         f"- **code commit**: runs {', '.join(f'`{c}`' for c in commits)}; "
         f"notebook executed at `{git_commit()}`",
         f"- **versions**: {version_text}",
@@ -127,7 +132,7 @@ def provenance_markdown(
 
 def scale_note(profile: str, results: list[dict]) -> str:
     """A warning box unless the numbers come from the paper-scale profile on a GPU."""
-    on_gpu = any("GPU" in r["hardware"] for r in results)
+    on_gpu = any(r.get("device") == "cuda" for r in results)
     if profile == "full" and on_gpu:
         return ""
     where = "on a GPU" if on_gpu else "on CPU only"

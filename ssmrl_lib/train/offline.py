@@ -9,6 +9,7 @@ numbers it would have produced, and a finished one can be extended from its last
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ssmrl_lib.data.windows import DTWindowSampler
+from ssmrl_lib.device import module_device
 from ssmrl_lib.errors import SsmrlError
 from ssmrl_lib.runs.store import RunDir
 
@@ -54,7 +56,41 @@ def action_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tenso
         attention_mask=batch["attention_mask"],
     )
     mask = batch["attention_mask"] > 0
-    return ((predictions - batch["actions"]) ** 2)[mask].mean()
+    squared = (predictions - batch["actions"]) ** 2
+    if squared.is_cuda:  # boolean indexing would make the host wait to count the mask
+        kept = mask.unsqueeze(-1).expand_as(squared)
+        return squared.where(kept, 0.0).sum() / kept.sum()
+    return squared[mask].mean()
+
+
+class DeviceLosses:
+    """Step losses held on the model's device until something reads them.
+
+    ``loss.item()`` every step would make the host wait for the GPU every step; instead the
+    loop syncs once per log, evaluation or checkpoint, where ``flush_into`` copies the pending
+    losses out (the same float32 values ``item`` gives) and stops a diverged run, naming the
+    first step whose loss was not finite.
+    """
+
+    def __init__(self) -> None:
+        self.pending: list[torch.Tensor] = []
+
+    def add(self, loss: torch.Tensor) -> None:
+        self.pending.append(loss.detach())
+
+    def flush_into(self, losses: list[float]) -> None:
+        """Append the pending losses to ``losses`` (one per step since step 0)."""
+        if not self.pending:
+            return
+        values = torch.stack(self.pending).tolist()
+        self.pending = []
+        for offset, value in enumerate(values):
+            if not math.isfinite(value):
+                raise SsmrlError(
+                    f"training diverged: loss is {value} at step {len(losses) + offset}; "
+                    "lower the learning rate (run not recorded)"
+                )
+        losses.extend(values)
 
 
 def train_offline(
@@ -99,35 +135,37 @@ def train_offline(
 
     stops = {m for m in milestones if 0 < m < config.steps} | {config.steps}
     model.train()
+    device = module_device(model)
+    losses = DeviceLosses()
     progress = tqdm(range(start, config.steps), desc="train", unit="step", mininterval=2.0,
                     initial=start, total=config.steps)
     for step in progress:
-        loss = action_loss(model, sampler.sample(config.batch_size, rng))
-        if not torch.isfinite(loss):
-            raise SsmrlError(
-                f"training diverged: loss is {loss.item()} at step {step}; "
-                "lower the learning rate (run not recorded)"
-            )
+        batch = {k: v.to(device) for k, v in sampler.sample(config.batch_size, rng).items()}
+        loss = action_loss(model, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         scheduler.step()
-        history.losses.append(loss.item())
+        losses.add(loss)
         done = step + 1
         if evaluate is not None and eval_every and done % eval_every == 0:
+            losses.flush_into(history.losses)
             model.eval()
             history.evaluations.append({"step": done, **evaluate(model)})
             model.train()
         if done % 50 == 0:
+            losses.flush_into(history.losses)
             progress.set_postfix(loss=f"{np.mean(history.losses[-50:]):.4f}")
         milestone = done in stops
         if milestone and at_milestone is not None:
+            losses.flush_into(history.losses)
             model.eval()
             with torch.random.fork_rng(devices=[]):
                 history.milestones.append({"step": done, **at_milestone(model, done)})
             model.train()
         if run is not None and (milestone or done % config.checkpoint_every == 0):
+            losses.flush_into(history.losses)
             run.save_checkpoint({
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
@@ -137,5 +175,6 @@ def train_offline(
                 "history": history,
                 "step": done,
             })
+    losses.flush_into(history.losses)
     model.eval()
     return history

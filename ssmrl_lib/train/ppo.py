@@ -362,8 +362,9 @@ def ppo_loss(
     targets: torch.Tensor,
     envs: torch.Tensor,
     config: PPOConfig,
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """PPO's loss on the whole sequences of environments ``envs``, replayed from their start."""
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """PPO's loss on the whole sequences of environments ``envs``, replayed from their start,
+    and its statistics (0-d tensors on the agent's device, so no step waits for the host)."""
     state = rollout.start_state.index_select(STATE_BATCH_DIM, envs)
     policy_out, values, _ = agent(rollout.obs[envs], state, rollout.resets[envs])
     dist = agent.distribution(policy_out)
@@ -388,9 +389,8 @@ def ppo_loss(
         approx_kl = ((ratio - 1) - log_ratio).mean()
         clip_fraction = ((ratio - 1).abs() > config.clip).float().mean()
     stats = {
-        "policy_loss": policy_loss.item(), "value_loss": value_loss.item(),
-        "entropy": entropy.item(), "approx_kl": approx_kl.item(),
-        "clip_fraction": clip_fraction.item(),
+        "policy_loss": policy_loss.detach(), "value_loss": value_loss.detach(),
+        "entropy": entropy.detach(), "approx_kl": approx_kl, "clip_fraction": clip_fraction,
     }
     return loss, stats
 
@@ -408,7 +408,7 @@ def ppo_update(
         config.gamma, config.gae_lambda,
     )
     n = rollout.obs.shape[0]
-    stats: list[dict[str, float]] = []
+    stats: list[dict[str, torch.Tensor]] = []
     for _ in range(config.epochs):
         order = torch.randperm(n, generator=generator).to(rollout.obs.device)
         for envs in order.chunk(config.minibatches):
@@ -418,7 +418,10 @@ def ppo_update(
             nn.utils.clip_grad_norm_(agent.parameters(), config.max_grad_norm)
             optimizer.step()
             stats.append(step_stats)
-    return {k: float(np.mean([s[k] for s in stats])) for k in stats[0]}
+    # One copy to the host per update; numpy averages each statistic's float32 values in float64.
+    names = list(stats[0])
+    values = torch.stack([torch.stack([s[k] for k in names]) for s in stats]).T.cpu().numpy()
+    return {k: float(np.mean(values[i].astype(np.float64))) for i, k in enumerate(names)}
 
 
 def train_ppo(

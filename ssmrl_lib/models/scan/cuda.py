@@ -18,6 +18,18 @@ except ImportError:
     selective_scan_fn = None
 
 
+def version() -> str | None:
+    """mamba-ssm's version, or None when it did not import."""
+    if selective_scan_fn is None:
+        return None
+    from importlib import metadata
+
+    try:
+        return metadata.version("mamba-ssm")
+    except metadata.PackageNotFoundError:  # imported from a source tree
+        return "unknown"
+
+
 def kernels_available() -> bool:
     """True when mamba-ssm imported and a CUDA device is present."""
     return selective_scan_fn is not None and torch.cuda.is_available()
