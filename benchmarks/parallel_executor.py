@@ -41,6 +41,13 @@ def computed_numbers(result: object) -> object:
     return result
 
 
+def _autogroup() -> int | None:
+    try:
+        return int(Path("/proc/sys/kernel/sched_autogroup_enabled").read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
@@ -87,6 +94,9 @@ def main() -> None:
             str(jobs): round(statistics.median(values), 2) for jobs, values in run_seconds.items()
         },
         "load_average_1min_before_after": {str(jobs): values for jobs, values in load.items()},
+        # 1: Linux shares the CPU between sessions first, so on a busy machine a session's runs
+        # split its share instead of adding to it.
+        "sched_autogroup_enabled": _autogroup(),
         "identical_numbers": all(numbers[jobs] == numbers[baseline] for jobs in args.jobs),
         "machine": benchmark_record(),
     }
