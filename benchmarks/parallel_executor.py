@@ -28,7 +28,8 @@ from ssmrl_lib.report.provenance import benchmark_record
 from ssmrl_lib.runs import LocalExecutor, RunStore
 
 RESULTS = Path(__file__).parent / "results"
-MEASUREMENTS = {"wall_time_s", "hardware", "commit", "versions"}
+MEASUREMENTS = {"wall_time_s", "train_time_s", "env_steps_per_s", "peak_memory", "hardware",
+                "commit", "versions"}
 
 
 def computed_numbers(result: object) -> object:
@@ -38,6 +39,13 @@ def computed_numbers(result: object) -> object:
     if isinstance(result, list):
         return [computed_numbers(v) for v in result]
     return result
+
+
+def _autogroup() -> int | None:
+    try:
+        return int(Path("/proc/sys/kernel/sched_autogroup_enabled").read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def main() -> None:
@@ -50,6 +58,7 @@ def main() -> None:
 
     specs = popgym_ppo.grid(popgym_ppo.settings_for("smoke", seeds=2, total_steps=args.steps))
     seconds: dict[int, list[float]] = {jobs: [] for jobs in args.jobs}
+    run_seconds: dict[int, list[float]] = {jobs: [] for jobs in args.jobs}
     load: dict[int, list[list[float]]] = {jobs: [] for jobs in args.jobs}
     numbers: dict[int, object] = {}
     for repeat in range(args.repeats):
@@ -60,6 +69,7 @@ def main() -> None:
                 started = time.perf_counter()
                 results = LocalExecutor(RunStore(scratch), jobs=jobs).run_all(specs)
                 seconds[jobs].append(time.perf_counter() - started)
+                run_seconds[jobs].extend(result["wall_time_s"] for result in results)
                 load[jobs].append([before, os.getloadavg()[0]])
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
@@ -79,13 +89,21 @@ def main() -> None:
         "speedup": {
             str(jobs): round(medians[baseline] / value, 3) for jobs, value in medians.items()
         },
+        # Each run's own wall time: if it grows with jobs, the runs did not get a core each.
+        "median_run_seconds": {
+            str(jobs): round(statistics.median(values), 2) for jobs, values in run_seconds.items()
+        },
         "load_average_1min_before_after": {str(jobs): values for jobs, values in load.items()},
+        # 1: Linux shares the CPU between sessions first, so on a busy machine a session's runs
+        # split its share instead of adding to it.
+        "sched_autogroup_enabled": _autogroup(),
         "identical_numbers": all(numbers[jobs] == numbers[baseline] for jobs in args.jobs),
         "machine": benchmark_record(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n")
-    print(json.dumps({k: record[k] for k in ("median_seconds", "identical_numbers")}))
+    print(json.dumps({k: record[k] for k in ("median_seconds", "median_run_seconds",
+                                              "identical_numbers")}))
     print(f"speed-up over jobs {baseline}: {record['speedup']} -> {args.out}")
 
 

@@ -156,13 +156,15 @@ def _data_export_replay(args: argparse.Namespace) -> None:
               "one may still come closer to it: export again then")
 
 
-def add_executor_options(parser: argparse.ArgumentParser) -> None:
-    """``--executor`` and its options, for every command that runs a grid of runs."""
+def add_executor_options(parser: argparse.ArgumentParser, jobs: bool = True) -> None:
+    """``--executor`` and its options, for every command that runs a grid of runs
+    (``jobs=False``: the command has its own ``--jobs``)."""
     group = parser.add_argument_group("executor (where runs are computed)")
     group.add_argument("--executor", choices=("local", "ray"), default="local",
                        help="local processes (default) or Ray tasks")
-    group.add_argument("--jobs", type=int,
-                       help="local: runs computed in parallel (default: the number of cores)")
+    if jobs:
+        group.add_argument("--jobs", type=int,
+                           help="local: runs computed in parallel (default: the number of cores)")
     group.add_argument("--address", help="ray: the cluster's address (default: $RAY_ADDRESS, "
                        "else a local Ray instance)")
     group.add_argument("--cpus-per-run", type=float, help="ray: CPUs per run (default 1)")
@@ -173,7 +175,7 @@ def add_executor_options(parser: argparse.ArgumentParser) -> None:
 def executor_options(args: argparse.Namespace) -> dict:
     """``add_executor_options``'s values as ``make_executor`` / ``executor_environment``
     keyword arguments (``kind`` first)."""
-    return {"kind": args.executor, "jobs": args.jobs, "address": args.address,
+    return {"kind": args.executor, "jobs": getattr(args, "jobs", None), "address": args.address,
             "cpus_per_run": args.cpus_per_run, "gpus_per_run": args.gpus_per_run}
 
 

@@ -13,15 +13,10 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-import numpy as np
-import torch
-
-from ssmrl_lib.data.minari_io import Trajectories
-from ssmrl_lib.data.windows import DTWindowSampler
-from ssmrl_lib.experiments import popgym_ppo
-from ssmrl_lib.models.decision_transformer import DecisionTransformer, SequenceModelConfig
 from ssmrl_lib.runs import RunDir, RunSpec
-from ssmrl_lib.train.offline import TrainConfig, train_offline
+
+# The experiments are imported where they are used: a worker process that only runs
+# ``counted_run`` then starts in seconds, not in the time it takes to import them.
 
 # Keys that measure where and how fast a run ran, not what it computed.
 MEASUREMENTS = {"wall_time_s", "wall_time_stretches_s", "cpu_time_s", "train_time_s",
@@ -40,6 +35,8 @@ def computed_numbers(result: Any) -> Any:
 
 def smoke_grid(seeds: int = 2) -> list[RunSpec]:
     """POPGym's smoke grid: S5 and GRU PPO runs of 4 updates each."""
+    from ssmrl_lib.experiments import popgym_ppo
+
     return popgym_ppo.grid(popgym_ppo.settings_for("smoke", seeds=seeds))
 
 
@@ -53,6 +50,14 @@ def diverging_run(config: DivergingConfig, run: RunDir) -> dict[str, Any]:
     """A tiny Decision Transformer trained at an infinite learning rate on random episodes:
     its weights blow up after the first step and the trainer's own check stops it with a NaN
     loss. Logs each execution like ``counted_run``."""
+    import numpy as np
+    import torch
+
+    from ssmrl_lib.data.minari_io import Trajectories
+    from ssmrl_lib.data.windows import DTWindowSampler
+    from ssmrl_lib.models.decision_transformer import DecisionTransformer, SequenceModelConfig
+    from ssmrl_lib.train.offline import TrainConfig, train_offline
+
     with open(run.path / "executions.log", "a") as log:
         log.write(f"{os.getpid()}\n")
     rng = np.random.default_rng(config.seed)
@@ -101,6 +106,8 @@ def pausing_run_ppo(config: Any, run: RunDir) -> dict[str, Any]:
     """POPGym's ``run_ppo``, except that its first attempt, once it has written a checkpoint,
     writes its pid to ``run.path/pid`` and waits to be killed. Each attempt logs the first
     update it trains to ``run.path/attempts`` (1: from scratch, later: resumed)."""
+    from ssmrl_lib.experiments import popgym_ppo
+
     train_ppo = popgym_ppo.train_ppo
     first_update: list[int] = []
 

@@ -103,7 +103,7 @@ DRIVER = textwrap.dedent("""
     from ssmrl_lib.runs import LocalExecutor, RunSpec, RunStore
 
     specs = [RunSpec("counted", CountedConfig(seed, seconds=1.0), counted_run) for seed in range(4)]
-    print(json.dumps(LocalExecutor(RunStore(sys.argv[2]), jobs=2).run_all(specs)))
+    print(json.dumps(LocalExecutor(RunStore(sys.argv[2]), jobs=1).run_all(specs)))
 """)
 
 
@@ -131,7 +131,7 @@ def test_default_executor_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("SSMRL_JOBS", "3")
     assert default_executor(store).jobs == 3
     monkeypatch.setenv("SSMRL_JOBS", "two")
-    with pytest.raises(SsmrlError, match="SSMRL_JOBS='two' is not a int"):
+    with pytest.raises(SsmrlError, match="SSMRL_JOBS='two' is not a whole number"):
         default_executor(store)
     monkeypatch.setenv("SSMRL_JOBS", "0")
     with pytest.raises(SsmrlError, match="SSMRL_JOBS='0' must be positive"):

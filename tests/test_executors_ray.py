@@ -106,10 +106,10 @@ DRIVER = textwrap.dedent("""
     from executor_runs import CountedConfig, counted_run
     from ssmrl_lib.runs import RunSpec, RunStore, make_executor
 
-    ray.init(address=sys.argv[3], log_to_driver=False)
     ray.cloudpickle.register_pickle_by_value(executor_runs)
     specs = [RunSpec("counted", CountedConfig(seed, seconds=2.0), counted_run) for seed in range(2)]
-    print(json.dumps(make_executor("ray", RunStore(sys.argv[2])).run_all(specs)))
+    executor = make_executor("ray", RunStore(sys.argv[2]), address=sys.argv[3])
+    print(json.dumps(executor.run_all(specs)))
 """)
 
 
@@ -124,7 +124,7 @@ def test_two_drivers_submitting_one_grid_compute_each_run_once(ray_instance, tmp
     outputs = [driver.communicate(timeout=300)[0] for driver in drivers]
     assert [driver.returncode for driver in drivers] == [0, 0]
     expected = [{"seed": s, "square": s * s} for s in range(2)]
-    assert [json.loads(output) for output in outputs] == [expected, expected]
+    assert [json.loads(output.splitlines()[-1]) for output in outputs] == [expected, expected]
     store = RunStore(tmp_path)
     counts = [executions(store.run_dir("counted", CountedConfig(s, seconds=2.0))) for s in range(2)]
     assert counts == [1, 1]

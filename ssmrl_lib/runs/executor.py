@@ -313,7 +313,8 @@ def _number(name: str, parse: type) -> Any:
     try:
         value = parse(text)
     except ValueError:
-        raise SsmrlError(f"{variable}={text!r} is not a {parse.__name__}") from None
+        kind = "whole number" if parse is int else "number"
+        raise SsmrlError(f"{variable}={text!r} is not a {kind}") from None
     if value < 0 or (value == 0 and name != "gpus_per_run"):
         raise SsmrlError(f"{variable}={text!r} must be positive")
     return value

@@ -136,7 +136,8 @@ class RayExecutor:
         if self.ray.is_initialized():
             return
         try:
-            self.ray.init(address=self.address, include_dashboard=False)
+            # Ray's INFO lines would land in the executed notebooks; its warnings still do.
+            self.ray.init(address=self.address, include_dashboard=False, logging_level="warning")
         except ConnectionError as error:
             raise SsmrlError(f"cannot reach the Ray cluster at {self.address!r}: {error}") from None
 
