@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark modules
 
@@ -125,14 +126,16 @@ def ppo_throughput(
     timed = min(timed_epochs, workload.epochs)
     load_start = os.getloadavg()
     cores, skipped = {}, {}
+    no_bar = tqdm(disable=True)
     started = time.monotonic()
     for core in PPO_CORES:
         if time.monotonic() - started > share_s and not dry_run:
             skipped[core] = f"the section's {share_s:.0f} s were spent"
             continue
         if not dry_run:  # CUDA context, cuDNN and kernel choice: outside the measurement
-            ppo_throughput_benchmark.time_updates(core, warm_up, 1, device)
-        sample = ppo_throughput_benchmark.time_updates(core, workload, timed, device)
+            ppo_throughput_benchmark.time_workload([core], warm_up, 1, no_bar, device)
+        sample = ppo_throughput_benchmark.time_workload([core], workload, timed, no_bar,
+                                                        device)[core]
         cores[core] = ppo_throughput_benchmark.summarise([sample])
         print(f"ppo {core:>5}: {sample['steps_per_s_wall']:9.0f} env steps/s (wall clock), "
               f"acting {100 * sample['acting_share_wall']:.0f}%", flush=True)

@@ -8,7 +8,7 @@ authors' block, H = P = 256, heads [128, 128]) on PositionOnlyCartPoleHard, at t
 - ``paper``: Lu et al.'s Table 3, one update of 64 envs × 1024 steps, 30 epochs of 8
   minibatches. Each minibatch replays 8 whole 1024-step sequences, so learning dominates;
 - ``small``: 2 updates of 16 envs × 256 steps, 2 epochs of 2 minibatches, where acting one
-  step at a time dominates (what this benchmark measured before the paper's workload).
+  step at a time takes about half the time (what this benchmark measured at first).
 
 An update is timed in its two phases, as ``train_ppo`` runs them: acting (``collect``, every
 step of the rollout) and learning (``ppo_update``, one epoch at a time). ``--timed-epochs K``
@@ -16,9 +16,9 @@ times only the first K epochs of an update and counts the median epoch for the r
 replay the same rollout, so they do the same work); the default times all of them.
 
 Each phase is timed by the wall clock and by the process's CPU time. On a machine shared with
-other jobs the wall clock is an upper bound; with one torch thread the CPU time is close to
-what the wall clock would be on an idle machine. Cores are interleaved within each repeat, so
-load from other processes hits them alike; medians over repeats are reported.
+other jobs the wall clock is an upper bound, and even the CPU time of a single-threaded process
+varies with what the others do to caches and memory bandwidth, so the cores take turns phase by
+phase (acting, then each timed epoch, core after core), and medians over repeats are reported.
 
 Usage: ``python benchmarks/ppo_throughput.py [--workloads paper small] [--repeats 1 3]
 [--timed-epochs K] [--threads 1]``
@@ -91,56 +91,103 @@ class Clock:
         return time.perf_counter() - self.wall, time.process_time() - self.cpu
 
 
-def time_updates(
-    core: str, workload: Workload, timed_epochs: int, device: torch.device | str = "cpu"
-) -> dict:
-    """Time ``workload.updates`` PPO updates of ``core`` (seed 0) on ``device``, phase by phase
-    (on a GPU each phase's clock is read once its queued work has finished).
+class Learner:
+    """One core's agent, optimizer and acting loop, built as ``train_ppo`` builds them (seed 0),
+    with the wall-clock and CPU seconds each phase of its updates took.
 
-    The agent, optimizer and acting loop are built as ``train_ppo`` builds them; learning runs
-    ``ppo_update`` one epoch at a time, the same work as one call with all epochs but for the
-    advantages, which each call recomputes (tens of milliseconds, against seconds per epoch).
+    Learning runs ``ppo_update`` one epoch at a time: the same work as one call with all epochs
+    but for the advantages, which each call recomputes (milliseconds, against seconds per epoch).
+    Each learner keeps its own torch random state, so interleaving learners changes nothing in
+    what any of them computes.
     """
-    config = workload.ppo()
-    one_epoch = dataclasses.replace(config, epochs=1)
-    torch.manual_seed(0)
-    generator = torch.Generator().manual_seed(0)
-    envs = EnvBatch(lambda: make_env(TASK), config.num_envs, seed=0)
-    agent = ActorCritic(int(np.prod(envs.observation_space.shape)), envs.action_space,
-                        NetworkConfig(core=core)).to(device)
-    optimizer = torch.optim.Adam(agent.parameters(), lr=config.learning_rate, eps=1e-5)
-    runner = PPOAgentRunner(envs, agent, torch.device(device))
-    sample = {"act_wall_s": 0.0, "act_cpu_s": 0.0, "learn_wall_s": 0.0, "learn_cpu_s": 0.0,
-              "epoch_wall_s": [], "epoch_cpu_s": [], "load_average_before": os.getloadavg()[0]}
-    for _ in range(workload.updates):
-        agent.eval()
+
+    def __init__(self, core: str, config: PPOConfig, device: torch.device | str = "cpu"):
+        self.config = config
+        self.device = torch.device(device)
+        self.one_epoch = dataclasses.replace(config, epochs=1)
+        torch.manual_seed(0)
+        self.generator = torch.Generator().manual_seed(0)
+        envs = EnvBatch(lambda: make_env(TASK), config.num_envs, seed=0)
+        self.agent = ActorCritic(int(np.prod(envs.observation_space.shape)), envs.action_space,
+                                 NetworkConfig(core=core)).to(self.device)
+        self.optimizer = torch.optim.Adam(self.agent.parameters(), lr=config.learning_rate,
+                                          eps=1e-5)
+        self.runner = PPOAgentRunner(envs, self.agent, self.device)
+        self.rng = torch.get_rng_state()
+        self.rollout = None
+        self.seconds = {f"{phase}_{clock}_s": 0.0 for phase in ("act", "learn")
+                        for clock in ("wall", "cpu")}
+        self.epoch_seconds: dict[str, list[float]] = {"wall": [], "cpu": []}  # this update's
+        self.all_epochs: dict[str, list[float]] = {"wall": [], "cpu": []}
+
+    def _timed(self, phase: str, work) -> None:
+        torch.set_rng_state(self.rng)
         clock = Clock()
-        rollout, _, _ = runner.collect(agent, config.unroll)
-        synchronize(device)
+        work()
+        synchronize(self.device)  # on a GPU, the phase ends when its queued work has run
         wall, cpu = clock.read()
-        sample["act_wall_s"] += wall
-        sample["act_cpu_s"] += cpu
-        agent.train()
-        epochs_wall, epochs_cpu = [], []
+        self.rng = torch.get_rng_state()
+        if phase == "act":
+            self.seconds["act_wall_s"] += wall
+            self.seconds["act_cpu_s"] += cpu
+        else:
+            self.epoch_seconds["wall"].append(wall)
+            self.epoch_seconds["cpu"].append(cpu)
+
+    def act(self) -> None:
+        def collect() -> None:
+            self.agent.eval()
+            self.rollout, _, _ = self.runner.collect(self.agent, self.config.unroll)
+            self.agent.train()
+
+        self._timed("act", collect)
+
+    def learn_one_epoch(self) -> None:
+        self._timed("learn", lambda: ppo_update(
+            self.agent, self.optimizer, self.rollout, self.one_epoch, self.generator
+        ))
+
+    def finish_update(self) -> None:
+        """Add this update's learning time, the untimed epochs counted as its median epoch."""
+        for clock, times in self.epoch_seconds.items():
+            untimed = self.config.epochs - len(times)
+            self.seconds[f"learn_{clock}_s"] += sum(times) + untimed * statistics.median(times)
+            self.all_epochs[clock] += times
+        self.epoch_seconds = {"wall": [], "cpu": []}
+
+    def sample(self, updates: int) -> dict:
+        steps = updates * self.config.steps_per_update
+        sample = {**self.seconds, "epoch_wall_s": self.all_epochs["wall"],
+                  "epoch_cpu_s": self.all_epochs["cpu"]}
+        for clock in ("wall", "cpu"):
+            total = self.seconds[f"act_{clock}_s"] + self.seconds[f"learn_{clock}_s"]
+            sample[f"steps_per_s_{clock}"] = steps / total
+            sample[f"acting_share_{clock}"] = self.seconds[f"act_{clock}_s"] / total
+        return sample
+
+
+def time_workload(
+    cores: list[str], workload: Workload, timed_epochs: int, bar: tqdm,
+    device: torch.device | str = "cpu",
+) -> dict:
+    """One measurement of every core on ``device``: each phase (acting, then every timed
+    epoch) runs core after core, seconds apart, so that load from other processes falls on all
+    cores alike."""
+    config = workload.ppo()
+    learners = {core: Learner(core, config, device) for core in cores}
+    load_before = os.getloadavg()[0]
+    for _ in range(workload.updates):
+        for learner in learners.values():
+            learner.act()
+            bar.update()
         for _ in range(min(timed_epochs, config.epochs)):
-            clock = Clock()
-            ppo_update(agent, optimizer, rollout, one_epoch, generator)
-            synchronize(device)
-            wall, cpu = clock.read()
-            epochs_wall.append(wall)
-            epochs_cpu.append(cpu)
-        untimed = config.epochs - len(epochs_wall)
-        sample["learn_wall_s"] += sum(epochs_wall) + untimed * statistics.median(epochs_wall)
-        sample["learn_cpu_s"] += sum(epochs_cpu) + untimed * statistics.median(epochs_cpu)
-        sample["epoch_wall_s"] += epochs_wall
-        sample["epoch_cpu_s"] += epochs_cpu
-    sample["load_average_after"] = os.getloadavg()[0]
-    steps = workload.updates * config.steps_per_update
-    for clock_name in ("wall", "cpu"):
-        total = sample[f"act_{clock_name}_s"] + sample[f"learn_{clock_name}_s"]
-        sample[f"steps_per_s_{clock_name}"] = steps / total
-        sample[f"acting_share_{clock_name}"] = sample[f"act_{clock_name}_s"] / total
-    return sample
+            for learner in learners.values():
+                learner.learn_one_epoch()
+                bar.update()
+        for learner in learners.values():
+            learner.finish_update()
+    load = {"load_average_before": load_before, "load_average_after": os.getloadavg()[0]}
+    return {core: learner.sample(workload.updates) | load for core, learner in learners.items()}
 
 
 def summarise(samples: list[dict]) -> dict:
@@ -173,12 +220,14 @@ def main() -> None:
         workload = WORKLOADS[name]
         timed = args.timed_epochs or workload.epochs
         samples: dict[str, list[dict]] = {core: [] for core in args.cores}
-        runs = [(repeat, core) for repeat in range(repeats) for core in args.cores]
-        for repeat, core in tqdm(runs, desc=f"{name} workload", unit="run"):
-            samples[core].append(time_updates(core, workload, timed))
-            tqdm.write(f"{name} repeat {repeat} {core:>4}: "
-                       f"{samples[core][-1]['steps_per_s_cpu']:7.0f} steps/s (CPU time), "
-                       f"{samples[core][-1]['steps_per_s_wall']:7.0f} (wall)")
+        phases = workload.updates * (1 + min(timed, workload.epochs)) * len(args.cores)
+        with tqdm(total=repeats * phases, desc=f"{name} workload", unit="phase") as bar:
+            for repeat in range(repeats):
+                for core, sample in time_workload(args.cores, workload, timed, bar).items():
+                    samples[core].append(sample)
+                    bar.write(f"{name} repeat {repeat} {core:>4}: "
+                              f"{sample['steps_per_s_cpu']:7.0f} steps/s (CPU time), "
+                              f"{sample['steps_per_s_wall']:7.0f} (wall)")
         cores = {core: summarise(values) for core, values in samples.items()}
         workloads[name] = {
             **dataclasses.asdict(workload),
