@@ -93,7 +93,8 @@ browser:
 browser-test: setup browser
 	$(BIN)/pytest -q tests/browser --book-html $(SMOKE_DIR)/committed/_build/html \
 	  --screenshots $(SMOKE_DIR)/screenshots/committed
-	$(BIN)/pytest -q tests/browser -k book_page --book-html $(SMOKE_DIR)/smoke/_build/html \
+	$(BIN)/pytest -q tests/browser/test_book_pages.py::test_book_page \
+	  --book-html $(SMOKE_DIR)/smoke/_build/html \
 	  --screenshots $(SMOKE_DIR)/screenshots/smoke
 
 test: lint unit smoke book-check browser-test
