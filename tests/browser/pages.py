@@ -8,7 +8,8 @@ opens one page, waits for MathJax to typeset it, and returns one line per proble
 - stray reprs (``<IPython.core.display.Markdown object>``, ``<Figure size ...>``, a Styler),
   progress-bar remnants, warnings, tracebacks and stderr in cell outputs;
 - images that do not load, internal links to a missing page or anchor;
-- JavaScript console errors, any resource fetched from outside the book;
+- JavaScript console errors, any resource fetched (or named, in the HTML or an inline
+  script) from outside the book;
 - content wider than the page (the page scrolls sideways) or than the text column.
 
 `screenshot` saves the whole page as a PNG.
@@ -148,26 +149,52 @@ def open_browser() -> webdriver.Chrome:
     return driver
 
 
-class _Ids(HTMLParser):
+class _Source(HTMLParser):
+    """A page's HTML as written: its element ids, and what it names from outside the book
+    (resources a tag would fetch, URLs inside inline scripts) even where nothing fetches them
+    on this visit."""
+
+    RESOURCE = {"script": "src", "img": "src", "iframe": "src", "source": "src",
+                "audio": "src", "video": "src", "link": "href"}
+
     def __init__(self) -> None:
         super().__init__()
         self.ids: set[str] = set()
+        self.outside: list[str] = []
+        self._in_script = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        for name, value in attrs:
-            if name in ("id", "name") and value:
-                self.ids.add(value)
+        values = dict(attrs)
+        self.ids.update(v for k, v in attrs if k in ("id", "name") and v)
+        url = values.get(self.RESOURCE.get(tag, ""))
+        if url and _is_outside(url) and not (tag == "link" and values.get("rel") == "canonical"):
+            self.outside.append(f"<{tag}> {url}")
+        self._in_script = tag == "script"
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_script = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_script:
+            self.outside += [f"inline script: {url}" for url in OUTSIDE_URL.findall(data)]
 
 
-_ids_cache: dict[Path, set[str]] = {}
+OUTSIDE_URL = re.compile(r"(?:https?:)?//[a-z0-9-]+(?:\.[a-z0-9-]+)+[^\s\"'`]*", re.I)
 
 
-def _anchors(path: Path) -> set[str]:
-    if path not in _ids_cache:
-        parser = _Ids()
+def _is_outside(url: str) -> bool:
+    return urlsplit(url).scheme in ("http", "https") or url.startswith("//")
+
+
+_source_cache: dict[Path, _Source] = {}
+
+
+def _source(path: Path) -> _Source:
+    if path not in _source_cache:
+        parser = _Source()
         parser.feed(path.read_text(encoding="utf-8", errors="replace"))
-        _ids_cache[path] = parser.ids
-    return _ids_cache[path]
+        _source_cache[path] = parser
+    return _source_cache[path]
 
 
 def _link_problems(links: list[str], root: Path) -> list[str]:
@@ -185,7 +212,7 @@ def _link_problems(links: list[str], root: Path) -> list[str]:
         elif not target.exists():
             problems.append(f"broken link: {shown} does not exist")
         elif (parts.fragment and target.suffix == ".html"
-              and unquote(parts.fragment) not in _anchors(target)):
+              and unquote(parts.fragment) not in _source(target).ids):
             problems.append(f"broken link: no #{parts.fragment} in {shown}")
     return problems
 
@@ -242,6 +269,7 @@ def check_page(driver: webdriver.Chrome, page: Path, root: Path) -> list[str]:
         f"fetched from outside the book: {url}"
         for url in facts["resources"] if urlsplit(url).scheme not in ("file", "data", "blob")
     ]
+    problems += [f"names an outside resource: {what}" for what in _source(page.resolve()).outside]
     if facts["pageWidth"] > facts["windowWidth"] + 1:
         problems.append(
             f"page scrolls sideways: {facts['pageWidth']} px of content in a "

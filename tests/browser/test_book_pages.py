@@ -57,6 +57,10 @@ def test_a_clean_page_passes(tmp_path: Path, browser) -> None:
     ("<a href='index.html#nothing'>x</a>", "broken link: no #nothing in index.html"),
     ("<script>undefinedFunction()</script>", "console error"),
     ("<img src='https://example.org/logo.png'>", "fetched from outside the book"),
+    ("<script>const URL_ = 'https://unpkg.com/thebe@0.8.2/lib/index.js';</script>",
+     "names an outside resource: inline script: https://unpkg.com/thebe"),
+    ("<link rel='stylesheet' href='https://fonts.example.org/a.css'>",
+     "names an outside resource: <link> https://fonts.example.org/a.css"),
     ("<div style='width: 3000px'>wide</div>", "page scrolls sideways"),
     ("<table style='width: 900px'><tr><td>wide</td></tr></table>", "too wide: table"),
 ])
