@@ -140,8 +140,8 @@ def open_browser() -> webdriver.Chrome:
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
-    driver.set_page_load_timeout(60)
-    driver.set_script_timeout(60)
+    driver.set_page_load_timeout(120)
+    driver.set_script_timeout(120)  # MathJax on a long page, on a loaded machine
     driver.execute_cdp_cmd("Network.enable", {})
     driver.execute_cdp_cmd("Network.emulateNetworkConditions", {
         "offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1,
@@ -161,6 +161,7 @@ class _Source(HTMLParser):
         super().__init__()
         self.ids: set[str] = set()
         self.outside: list[str] = []
+        self.redirect: str | None = None  # where a <meta http-equiv="refresh"> page sends you
         self._in_script = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -169,6 +170,8 @@ class _Source(HTMLParser):
         url = values.get(self.RESOURCE.get(tag, ""))
         if url and _is_outside(url) and not (tag == "link" and values.get("rel") == "canonical"):
             self.outside.append(f"<{tag}> {url}")
+        if tag == "meta" and (values.get("http-equiv") or "").lower() == "refresh":
+            self.redirect = (values.get("content") or "").partition("url=")[2].strip() or None
         self._in_script = tag == "script"
 
     def handle_endtag(self, tag: str) -> None:
@@ -245,8 +248,20 @@ def _console_errors(driver: webdriver.Chrome) -> list[str]:
     ]
 
 
+def is_redirect(page: Path) -> bool:
+    """Whether ``page`` only sends the reader elsewhere (a ``<meta http-equiv="refresh">``)."""
+    return _source(page.resolve()).redirect is not None
+
+
 def check_page(driver: webdriver.Chrome, page: Path, root: Path) -> list[str]:
-    """Open ``page`` (an HTML file under the build ``root``); one line per problem found."""
+    """Open ``page`` (an HTML file under the build ``root``); one line per problem found.
+
+    A redirect page (the book's index.html) is only checked for where it points: the page it
+    sends the reader to is checked on its own.
+    """
+    source = _source(page.resolve())
+    if source.redirect is not None:
+        return _link_problems([(page.resolve().parent / source.redirect).as_uri()], root.resolve())
     driver.get_log("browser")  # drop what earlier pages logged
     driver.set_window_size(*WINDOW)
     driver.get(page.resolve().as_uri())
@@ -269,7 +284,7 @@ def check_page(driver: webdriver.Chrome, page: Path, root: Path) -> list[str]:
         f"fetched from outside the book: {url}"
         for url in facts["resources"] if urlsplit(url).scheme not in ("file", "data", "blob")
     ]
-    problems += [f"names an outside resource: {what}" for what in _source(page.resolve()).outside]
+    problems += [f"names an outside resource: {what}" for what in source.outside]
     if facts["pageWidth"] > facts["windowWidth"] + 1:
         problems.append(
             f"page scrolls sideways: {facts['pageWidth']} px of content in a "
