@@ -12,7 +12,7 @@ opens one page, waits for MathJax to typeset it, and returns one line per proble
   script) from outside the book;
 - content wider than the page (the page scrolls sideways) or than the text column.
 
-`screenshot` saves the whole page as a PNG.
+`screenshot` saves the whole page as a PNG (`check_page` can take one on the way).
 """
 
 from __future__ import annotations
@@ -248,13 +248,10 @@ def _console_errors(driver: webdriver.Chrome) -> list[str]:
     ]
 
 
-def is_redirect(page: Path) -> bool:
-    """Whether ``page`` only sends the reader elsewhere (a ``<meta http-equiv="refresh">``)."""
-    return _source(page.resolve()).redirect is not None
-
-
-def check_page(driver: webdriver.Chrome, page: Path, root: Path) -> list[str]:
-    """Open ``page`` (an HTML file under the build ``root``); one line per problem found.
+def check_page(driver: webdriver.Chrome, page: Path, root: Path,
+               screenshot_to: Path | None = None) -> list[str]:
+    """Open ``page`` (an HTML file under the build ``root``); one line per problem found. With
+    ``screenshot_to``, a PNG of the page as first laid out is saved there.
 
     A redirect page (the book's index.html) is only checked for where it points: the page it
     sends the reader to is checked on its own.
@@ -266,6 +263,8 @@ def check_page(driver: webdriver.Chrome, page: Path, root: Path) -> list[str]:
     driver.set_window_size(*WINDOW)
     driver.get(page.resolve().as_uri())
     facts = driver.execute_async_script(COLLECT_JS)
+    if screenshot_to is not None:
+        screenshot(driver, screenshot_to)  # before the phone-width check relays the page out
     problems = []
     if facts["untypeset"]:
         problems.append(

@@ -6,16 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.pages import check_page, is_redirect, screenshot
+from tests.browser.pages import check_page
 
 
 def test_book_page(book_page: Path, browser, pytestconfig) -> None:
     root = pytestconfig.getoption("book_html")
-    problems = check_page(browser, book_page, root)
     shots = pytestconfig.getoption("screenshots")
-    if shots is not None and not is_redirect(book_page):
-        name = str(book_page.relative_to(root).with_suffix(".png")).replace("/", "__")
-        screenshot(browser, shots / name)
+    name = str(book_page.relative_to(root).with_suffix(".png")).replace("/", "__")
+    problems = check_page(browser, book_page, root, shots / name if shots else None)
     assert not problems, f"{book_page.relative_to(root)}:\n  " + "\n  ".join(problems)
 
 
