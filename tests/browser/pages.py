@@ -54,8 +54,9 @@ CELL_OUTPUT_ONLY = [
     (re.compile(r"Traceback \(most recent call last\)"), "traceback"),
 ]
 
-# Runs in the page: waits for MathJax (when the page loads it) and for every image, then
-# returns the facts the checks need. Images marked lazy are made eager so that all are fetched.
+# Runs in the page: waits for MathJax (when the page loads it), for every image and for running
+# transitions, then returns the facts the checks need. Images marked lazy are made eager so
+# that all are fetched.
 COLLECT_JS = """
 const done = arguments[arguments.length - 1];
 const mathjax = window.MathJax && window.MathJax.startup ? window.MathJax.startup.promise
@@ -63,7 +64,11 @@ const mathjax = window.MathJax && window.MathJax.startup ? window.MathJax.startu
 const images = Array.from(document.images);
 images.forEach(img => { img.loading = 'eager'; });
 const loads = images.map(img => img.decode().then(() => null, () => null));
-Promise.all([mathjax.catch(e => String(e)), ...loads]).then(() => {
+// Then for the layout to settle: the theme slides its sidebars in with CSS transitions.
+const settled = () => Promise.all(document.getAnimations()
+  .filter(a => a.effect && a.effect.getComputedTiming().endTime !== Infinity)
+  .map(a => a.finished.catch(() => null)));
+Promise.all([mathjax.catch(e => String(e)), ...loads]).then(settled).then(() => {
   // Code a reader is meant to read as code (cell inputs, code in the prose) is left out; a
   // cell's text output is kept, since that is where stray reprs and warnings show.
   const skip = '.cell_input, script, style, mjx-container, .headerlink, .bd-search';
@@ -308,7 +313,17 @@ def _narrow_problems(driver: webdriver.Chrome) -> list[str]:
 
 
 def screenshot(driver: webdriver.Chrome, out: Path) -> Path:
-    """The whole page (up to Chromium's largest capture) as a PNG at ``out``."""
+    """The whole page (up to Chromium's largest capture) as a PNG at ``out``.
+
+    Capturing beyond the window resizes the viewport, and the theme answers with its sidebar
+    transitions; they are switched off first, so the picture shows the settled layout.
+    """
+    driver.execute_script(
+        "const style = document.createElement('style');"
+        "style.textContent = '*, *::before, *::after { transition: none !important;"
+        " animation: none !important; }';"
+        "document.head.appendChild(style);"
+    )
     metrics = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
     size = metrics["cssContentSize"]
     clip = {"x": 0, "y": 0, "width": WINDOW[0],
