@@ -10,7 +10,7 @@ ENVS := hopper halfcheetah walker2d
 export MINARI_DATASETS_PATH ?= $(CURDIR)/data/minari
 
 .PHONY: setup data policies policies-background policies-swap notebooks book reproduce test lint unit \
-	smoke book-check bench clean campaign campaign-status \
+	smoke book-check browser browser-test bench clean campaign campaign-status \
 	gpu-check gpu-check-prepare gpu-check-restore gpu-check-dry-run
 
 $(STAMP): pyproject.toml
@@ -105,8 +105,9 @@ notebooks: data  ## execute every notebook with papermill into book/
 	  $(BIN)/ssmrl notebook $$nb -p profile $(PROFILE) $(EXECUTOR_FLAGS) || exit 1; \
 	done
 
-book: setup
-	$(BIN)/jupyter-book build book -W
+# _config.yml and _toc.yml (top level) render the pages and executed chapters in book/.
+book: setup  ## the HTML book, at _build/html/index.html
+	$(BIN)/jupyter-book build . -W
 
 reproduce: notebooks book
 
@@ -116,24 +117,47 @@ lint: setup
 unit: setup
 	$(BIN)/pytest -q
 
-# Every notebook at the smoke profile, in a scratch directory (runs and datasets too), then the
-# book built from those fresh outputs and from the committed chapters, warnings as errors.
+# Every notebook at the smoke profile, in a scratch directory (runs and datasets too), rendered
+# with the book's pages (everything in book/ but the executed chapters) into .smoke/smoke/; then
+# the committed chapters into .smoke/committed/. Warnings are errors in both.
 SMOKE_DIR := $(CURDIR)/.smoke
+SMOKE_SITE := $(SMOKE_DIR)/site
 smoke: setup
-	rm -rf $(SMOKE_DIR) && mkdir -p $(SMOKE_DIR)/book
+	rm -rf $(SMOKE_DIR) && mkdir -p $(SMOKE_SITE)/book
+	cp _config.yml _toc.yml $(SMOKE_SITE)/
+	find book -mindepth 1 -maxdepth 1 ! -name '*.ipynb' ! -name '.*' ! -name _build \
+	  -exec cp -r {} $(SMOKE_SITE)/book/ \;
 	for nb in $(NOTEBOOKS); do \
 	  SSMRL_RUNS_DIR=$(SMOKE_DIR)/runs MINARI_DATASETS_PATH=$(SMOKE_DIR)/minari SSMRL_OFFLINE=1 \
-	    $(BIN)/ssmrl notebook $$nb -p profile smoke --output-dir $(SMOKE_DIR)/book || exit 1; \
+	    $(BIN)/ssmrl notebook $$nb -p profile smoke --output-dir $(SMOKE_SITE)/book || exit 1; \
 	done
-	cp book/*.md book/*.yml book/*.bib $(SMOKE_DIR)/book/
-	$(BIN)/jupyter-book build $(SMOKE_DIR)/book -W --path-output $(SMOKE_DIR)/build > $(SMOKE_DIR)/build.log 2>&1 \
-	  || (cat $(SMOKE_DIR)/build.log; exit 1)
+	$(BIN)/jupyter-book build $(SMOKE_SITE) -W --path-output $(SMOKE_DIR)/smoke > $(SMOKE_DIR)/smoke.log 2>&1 \
+	  || (cat $(SMOKE_DIR)/smoke.log; exit 1)
 
 book-check: setup
-	$(BIN)/jupyter-book build book -W --path-output $(SMOKE_DIR)/committed > $(SMOKE_DIR)/committed.log 2>&1 \
+	mkdir -p $(SMOKE_DIR)
+	$(BIN)/jupyter-book build . -W --path-output $(SMOKE_DIR)/committed > $(SMOKE_DIR)/committed.log 2>&1 \
 	  || (cat $(SMOKE_DIR)/committed.log; exit 1)
 
-test: lint unit smoke book-check
+# Debian's Chromium and its chromedriver, for the browser test: installed with apt-get when
+# missing (CI runs as root; elsewhere install the two packages yourself).
+browser:
+	@command -v chromium > /dev/null && command -v chromedriver > /dev/null || { \
+	  echo "installing Debian's chromium and chromium-driver for the browser test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends chromium chromium-driver fonts-liberation > /dev/null; }
+
+# Every page of both builds in headless Chromium (tests/browser): raw TeX, stray reprs, broken
+# images and links, console errors, content wider than the page. A PNG of each page goes to
+# .smoke/screenshots/. Run after smoke and book-check.
+browser-test: setup browser
+	$(BIN)/pytest -q tests/browser --book-html $(SMOKE_DIR)/committed/_build/html \
+	  --screenshots $(SMOKE_DIR)/screenshots/committed
+	$(BIN)/pytest -q tests/browser/test_book_pages.py::test_book_page \
+	  --book-html $(SMOKE_DIR)/smoke/_build/html \
+	  --screenshots $(SMOKE_DIR)/screenshots/smoke
+
+test: lint unit smoke book-check browser-test
 
 bench: setup  ## speed/memory benchmarks; results under benchmarks/results/
 	$(BIN)/python benchmarks/train_step.py
@@ -177,4 +201,4 @@ gpu-check-dry-run: setup
 	  --device cpu --dry-run --out-dir $(SMOKE_DIR)/gpu-check
 
 clean:
-	rm -rf $(SMOKE_DIR) book/_build
+	rm -rf $(SMOKE_DIR) _build
