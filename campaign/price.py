@@ -112,7 +112,7 @@ def price(entry: Entry, costs: dict) -> tuple[list[float], int]:
     known.pop("s5_block", None)
     seconds, runs = PRICERS[entry.experiment](Entry(**{**entry.__dict__, "settings": known}),
                                               costs)
-    return [round(s / 3600, 3) for s in seconds], runs
+    return [round(float(s) / 3600, 3) for s in seconds], runs
 
 
 def main() -> None:
