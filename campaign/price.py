@@ -11,7 +11,12 @@ Cost model, per run and milestone step (from milestone ``a`` to ``b``):
   return target and mode, plus the 10-episode evaluations every ``eval_every`` steps; every
   episode is priced at 1000 steps (HalfCheetah's length; Hopper and Walker2d episodes end
   earlier, so they cost less than this);
-- POPGym: whole PPO updates between ``a`` and ``b`` times one update's cost at Table 3;
+- POPGym: whole PPO updates between ``a`` and ``b`` times one update's cost at Table 3
+  (64 envs x 1024 steps, 30 epochs, 8 minibatches). ``benchmarks/campaign_costs.py`` times a
+  32-step unroll and scales it, which does not extrapolate (S5 686 s, GRU 286 s per update
+  against 396 s and 693 s measured at the real unroll), so the plan takes the full-unroll
+  measurement of issue 13 (one update on PositionOnlyCartPoleHard, one torch thread, with the
+  library's ``train_ppo``): ``TABLE3_UPDATE_S``;
 - bsuite: the steps of the episodes between ``a`` and ``b`` (``L + 1`` each) over the measured
   steps per second at memory length ``L``, interpolated linearly between measured lengths
   (constant beyond them).
@@ -34,6 +39,9 @@ from ssmrl_lib.experiments import bsuite_memory, offline_rl, popgym_ppo
 from ssmrl_lib.paths import REPO_ROOT
 
 COSTS = REPO_ROOT / "benchmarks" / "results" / "campaign_costs_cpu.json"
+# Seconds of one 65,536-step PPO update at Table 3's settings, one torch thread, measured at the
+# real unroll in issue 13 (4c: S5 ⊕ 396 s, GRU 693 s, MLP 69 s); the pre-norm S5 block.
+TABLE3_UPDATE_S = {"s5": 396.0, "gru": 693.0, "mlp": 69.0}
 
 
 def offline_costs(entry: Entry, costs: dict) -> tuple[list[float], int]:
@@ -62,7 +70,7 @@ def offline_costs(entry: Entry, costs: dict) -> tuple[list[float], int]:
 
 def popgym_costs(entry: Entry, costs: dict) -> tuple[list[float], int]:
     settings = popgym_ppo.settings_for(entry.profile, **entry.settings)
-    per_update = np.mean([costs["popgym_update"][m]["update_s"] for m in settings.models])
+    per_update = np.mean([TABLE3_UPDATE_S[m] for m in settings.models])
     spu = settings.num_envs * settings.unroll
     steps, previous = [], 0
     for milestone in entry.milestones:
@@ -104,7 +112,7 @@ def price(entry: Entry, costs: dict) -> tuple[list[float], int]:
     known.pop("s5_block", None)
     seconds, runs = PRICERS[entry.experiment](Entry(**{**entry.__dict__, "settings": known}),
                                               costs)
-    return [round(s / 3600, 3) for s in seconds], runs
+    return [round(float(s) / 3600, 3) for s in seconds], runs
 
 
 def main() -> None:

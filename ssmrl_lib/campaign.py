@@ -155,7 +155,7 @@ def entry_specs(entry: Entry, level: int) -> tuple[list[RunSpec], str]:
     try:
         return entry.specs(level), ""
     except SsmrlError as error:
-        return [], f"blocked: {error}"
+        return [], f"blocked: {str(error).split('; valid choices')[0]}"
 
 
 def level_state(entry: Entry, level: int, store: RunStore) -> LevelState:

@@ -248,20 +248,28 @@ def _runs_migrate(args: argparse.Namespace) -> None:
 
 
 def _runs_check(args: argparse.Namespace) -> None:
-    from ssmrl_lib.experiments.registry import book_grids
+    from ssmrl_lib.experiments.registry import EXPERIMENTS
     from ssmrl_lib.paths import runs_root
     from ssmrl_lib.runs import RunStore
 
     store = RunStore(Path(args.dir) if args.dir else runs_root())
-    missing = 0
-    for notebook, experiment, specs in book_grids(args.profile):
-        runs = [store.find(spec.experiment, spec.config) for spec in specs]
-        hits = sum(run is not None and run.finished for run in runs)
-        missing += len(specs) - hits
-        print(f"{notebook:<18} {experiment:<17} {hits:>3}/{len(specs):<3} runs cached")
-    if missing:
+    missing = unlisted = 0
+    for experiment in EXPERIMENTS.values():
+        for notebook, overrides in experiment.notebooks.items():
+            try:
+                specs = experiment.grid(args.profile, **overrides)
+            except SsmrlError as error:  # e.g. a dataset not built yet
+                unlisted += 1
+                print(f"{notebook:<18} {experiment.name:<17} grid not listed: {error}")
+                continue
+            hits = sum(bool((run := store.find(s.experiment, s.config)) and run.finished)
+                       for s in specs)
+            missing += len(specs) - hits
+            print(f"{notebook:<18} {experiment.name:<17} {hits:>3}/{len(specs):<3} runs cached")
+    if missing or unlisted:
         raise SsmrlError(f"{missing} run(s) of the {args.profile} profile's grids are not in "
-                         f"{store.root}: the notebooks would train them")
+                         f"{store.root} (the notebooks would train them); {unlisted} grid(s) "
+                         "could not be listed")
 
 
 def build_parser() -> argparse.ArgumentParser:
