@@ -34,7 +34,7 @@ import yaml
 from ssmrl_lib.errors import SsmrlError
 from ssmrl_lib.experiments.registry import get_experiment
 from ssmrl_lib.paths import REPO_ROOT
-from ssmrl_lib.runs import LocalExecutor, RunSpec, RunStore
+from ssmrl_lib.runs import Executor, RunSpec, RunStore, make_executor
 
 DEFAULT_PLAN = REPO_ROOT / "campaign" / "plan.yaml"
 ENTRY_KEYS = {"name", "experiment", "profile", "settings", "milestones", "runs",
@@ -113,16 +113,6 @@ def load_plan(path: Path | str = DEFAULT_PLAN) -> Plan:
         raise SsmrlError(f"plan {path}: entry names must be unique")
     notes = {k: v for k, v in data.items() if k not in ("entries", "jobs")}
     return Plan(tuple(entries), int(data.get("jobs", 2)), path, notes)
-
-
-def make_executor(store: RunStore, jobs: int) -> Any:
-    """The local executor running ``jobs`` runs at once (one process and torch thread each)."""
-    if jobs == 1:
-        return LocalExecutor(store)
-    try:
-        return LocalExecutor(store, jobs=jobs)
-    except TypeError:
-        raise SsmrlError("this LocalExecutor runs one run at a time; use --jobs 1") from None
 
 
 @dataclass
@@ -251,8 +241,10 @@ def run_campaign(
     levels: int | None = None,
     only: list[str] | None = None,
     log: Callable[[str], None] = print,
+    executor: Executor | None = None,
 ) -> None:
-    """Take every runnable entry through its milestones, level by level, in priority order.
+    """Take every runnable entry through its milestones, level by level, in priority order,
+    through ``executor`` (default: the local one, ``jobs`` runs at once).
 
     An entry that fails at a level is reported and skipped at that level (its later levels
     are still attempted after every other entry's); the campaign goes on with the others.
@@ -265,7 +257,7 @@ def run_campaign(
     import torch
 
     torch.set_num_threads(1)
-    executor = make_executor(store, jobs)
+    executor = executor or make_executor("local", store, jobs=jobs)
     failures = []
     with campaign_lock(store):
         for level in range(min(plan.levels, levels or plan.levels)):

@@ -213,13 +213,17 @@ def _apply_device_option(args: argparse.Namespace) -> None:
 def _campaign_run(args: argparse.Namespace) -> None:
     from ssmrl_lib.campaign import load_plan, run_campaign, say
     from ssmrl_lib.paths import runs_root
-    from ssmrl_lib.runs import RunStore
+    from ssmrl_lib.runs import RunStore, make_executor
 
     if args.nice:
         os.nice(args.nice)
     plan = load_plan(args.plan)
-    run_campaign(plan, RunStore(runs_root()), jobs=args.jobs or plan.jobs, levels=args.levels,
-                 only=args.only, log=say)
+    store = RunStore(runs_root())
+    options = executor_options(args)
+    if options["kind"] == "local":
+        options["jobs"] = args.jobs or plan.jobs
+    executor = make_executor(store=store, **options)
+    run_campaign(plan, store, levels=args.levels, only=args.only, log=say, executor=executor)
 
 
 def _campaign_status(args: argparse.Namespace) -> None:
@@ -371,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--only", nargs="+", metavar="ENTRY", help="only these entries")
             sub.add_argument("--nice", type=int, default=10, help="niceness increment (10)")
             _add_device_option(sub)
+            add_executor_options(sub, jobs=False)
 
     runs = commands.add_parser("runs", help="the run store").add_subparsers(
         dest="runs_command", required=True

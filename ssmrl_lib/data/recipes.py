@@ -476,7 +476,7 @@ def build_dataset(
         if name in local_dataset_ids() and not overwrite:
             raise SsmrlError(f"dataset {name!r} already exists; pass --overwrite to replace it")
         _build_unlocked(task, quality, name, steps, seed, n_envs, policy_dir, checkpoint,
-                        progress)
+                        progress, action_sampling)
     return minari.load_dataset(name)
 
 
@@ -490,6 +490,7 @@ def _build_unlocked(
     policy_dir: Path | None,
     checkpoint: Path | None,
     progress: bool,
+    action_sampling: str | None,
 ) -> None:
     policy_dir = Path(policy_dir) if policy_dir is not None else policies_root() / task.name
     sampling_rule = "given" if action_sampling is not None else _sampling_rule(task, policy_dir)
