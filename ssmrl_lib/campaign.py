@@ -84,7 +84,13 @@ def load_plan(path: Path | str = DEFAULT_PLAN) -> Plan:
     path = Path(path)
     if not path.exists():
         raise SsmrlError(f"no campaign plan at {path}")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        line = f" line {where.line + 1}" if where is not None else ""
+        raise SsmrlError(f"plan {path}{line} is not valid YAML: "
+                         f"{getattr(error, 'problem', None) or error}") from None
     entries = []
     for number, raw in enumerate(data.get("entries") or [], start=1):
         unknown = set(raw) - ENTRY_KEYS
