@@ -63,14 +63,18 @@ def _profile_statistic(taus: np.ndarray):
     return profile
 
 
-def aggregate(frame: pd.DataFrame, taus: np.ndarray, score: str = "score",
+def aggregate(frame: pd.DataFrame, taus: np.ndarray, task: str = "task", score: str = "score",
+              model: str = "model", labels: dict[str, str] | None = None,
               seed: int = 0) -> list[Aggregate]:
     """Per model: IQM and performance profile over tasks, 95 % stratified bootstrap intervals
-    (percentile, ``RESAMPLES`` resamples, seeded) where every task has at least two seeds."""
+    (percentile, ``RESAMPLES`` resamples, seeded) where every task has at least two seeds.
+
+    ``frame`` has one row per run: its ``model``, ``task`` and ``score`` columns (named by the
+    arguments); ``labels`` renames models for the figure."""
     results = []
-    for model, group in frame.groupby("model", sort=False):
+    for name, group in frame.groupby(model, sort=False):
         samples = tuple(
-            task_group[score].to_numpy(dtype=float) for _, task_group in group.groupby("task")
+            task_group[score].to_numpy(dtype=float) for _, task_group in group.groupby(task)
         )
         samples = tuple(s[np.isfinite(s)] for s in samples)
         samples = tuple(s for s in samples if len(s))
@@ -90,7 +94,8 @@ def aggregate(frame: pd.DataFrame, taus: np.ndarray, score: str = "score",
             boot = stats.bootstrap(samples, profile_fn, n_resamples=RESAMPLES,
                                    method="percentile", confidence_level=CONFIDENCE, rng=rng)
             low, high = boot.confidence_interval.low, boot.confidence_interval.high
-        results.append(Aggregate(str(model), len(samples), (min(counts), max(counts)),
+        label = (labels or {}).get(str(name), str(name))
+        results.append(Aggregate(label, len(samples), (min(counts), max(counts)),
                                  point_iqm, iqm_interval, taus, point_profile, low, high))
     return results
 
