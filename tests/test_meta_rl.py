@@ -288,8 +288,8 @@ def test_cartpole_smoke_run_reports_returns_for_32_trials(smoke_results) -> None
         assert 0 < result["mmer"] <= result["config"]["num_trials"]
     table = report.cartpole_mmer_table(report.cartpole_frame(cartpole))
     assert list(table["trials × steps"].unique()) == ["2 × 8"]
-    mmer_claims = [c for c in claims.meta_rl_claims({"meta_rl_cartpole": cartpole})
-                   if c.claim.startswith("Meta-RL 1 (projected")]
+    mmer_claims = [c for c in claims.ran(claims.meta_rl_claims({"meta_rl_cartpole": cartpole}))
+                   if c.claim.startswith("Meta-RL 1:") and "final MMER" in c.claim]
     assert mmer_claims and all(str(c.verdict).startswith("not comparable: 2 trials of 8")
                                for c in mmer_claims)
     beyond = report.beyond_horizon_table(cartpole)

@@ -224,7 +224,7 @@ def rezaei_claims(runs: Runs, benchmarks: dict[str, Any],
         points = next((p for p in per_env.values() if p), [])
         _, budget = _budget(points, DT_PAPER_TRAIN_STEPS)
         rows.append(Claim(
-            chapter, f"Table 2: {name}'s mean reward (Hopper, HalfCheetah, Walker), 500 episodes",
+            chapter, f"Table 2: {name}'s mean reward over 500 episodes (H, HC, W)",
             paper, ours if points else "not run", budget,
             Verdict(f"not comparable: {units}") if points else Verdict("not run")))
     if parameter_counts:
@@ -235,9 +235,8 @@ def rezaei_claims(runs: Runs, benchmarks: dict[str, Any],
             Verdict("not comparable: the paper states no model sizes")))
     for env in envs:
         rows.append(_relation_claim(
-            chapter, f"Table 2: Mamba and DT perform similarly on {ENV_LABELS[env]} "
-            f"(Mamba − DT within ±{SIMILAR_SCORE_MARGIN:g} normalized points; Mamba acting on "
-            "DT's window, as the paper's wrapper does)",
+            chapter, f"Table 2: Mamba ≈ DT on {ENV_LABELS[env]} (±{SIMILAR_SCORE_MARGIN:g} "
+            "points)",
             f"DT {REZAEI_TABLE2[(env, 'dt')][0]}, Mamba {REZAEI_TABLE2[(env, 'mamba')][0]}",
             offline_curve(runs, env, "mamba", "window"), offline_curve(runs, env, "dt"),
             ("Mamba", "DT"), "similar", DT_PAPER_TRAIN_STEPS, SIMILAR_SCORE_MARGIN))
@@ -246,8 +245,8 @@ def rezaei_claims(runs: Runs, benchmarks: dict[str, Any],
         mamba_loss = curve(_offline_runs(runs, env, "mamba"), offline_loss)
         margin = SIMILAR_LOSS_MARGIN * dt_loss[-1].mean if dt_loss else 0.0
         rows.append(_relation_claim(
-            chapter, f"Figs. 1–2: Mamba's and DT's training loss reach the same plateau on "
-            f"{ENV_LABELS[env]} (within {100 * SIMILAR_LOSS_MARGIN:.0f} % of DT's)",
+            chapter, f"Figs. 1–2: same loss plateau on {ENV_LABELS[env]} "
+            f"(±{100 * SIMILAR_LOSS_MARGIN:.0f} % of DT's)",
             "similar rate, same plateau (figure)", mamba_loss, dt_loss, ("Mamba", "DT"),
             "similar", DT_PAPER_TRAIN_STEPS, margin, digits=4))
     walker = offline_curve(runs, "walker2d", "mamba", "recurrent")
@@ -258,8 +257,8 @@ def rezaei_claims(runs: Runs, benchmarks: dict[str, Any],
         if walker else Verdict("not run")))
     rows.extend(_table3_claims(benchmarks.get("context_scaling_cpu")))
     rows.append(_relation_claim(
-        chapter, "Conclusion: similar performance, no obvious gain from Mamba (mean over the "
-        f"three environments, Mamba − DT within ±{SIMILAR_SCORE_MARGIN:g})",
+        chapter, f"Conclusion: similar performance, mean over the environments "
+        f"(±{SIMILAR_SCORE_MARGIN:g} points)",
         "similar; no obvious gain",
         _across_envs([offline_curve(runs, env, "mamba") for env in envs]),
         _across_envs([offline_curve(runs, env, "dt") for env in envs]),
@@ -272,8 +271,8 @@ def _table3_claims(benchmark: dict[str, Any] | None) -> list[Claim]:
     chapter = "02_mamba_vs_dt"
     paper_time = REZAEI_TABLE3["mamba"][0] / REZAEI_TABLE3["dt"][0]
     paper_memory = REZAEI_TABLE3["mamba"][1] / REZAEI_TABLE3["dt"][1]
-    time_claim = "Table 3: Mamba slightly faster at inference (DT 27 s, Mamba 25 s)"
-    memory_claim = "Table 3: Mamba slightly smaller at inference (DT 3.1 GB, Mamba 2.9 GB)"
+    time_claim = "Table 3: Mamba slightly faster at inference"
+    memory_claim = "Table 3: Mamba slightly smaller at inference"
     if benchmark is None:
         return [Claim(chapter, c, "", "no benchmark recorded", "—", Verdict("not measured"))
                 for c in (time_claim, memory_claim)]
@@ -283,10 +282,10 @@ def _table3_claims(benchmark: dict[str, Any] | None) -> list[Claim]:
     smaller = dt["step_peak_rss_growth_bytes"] / mamba["step_peak_rss_growth_bytes"]
     where = "this CPU" if benchmark["machine"]["gpu"] is None else benchmark["machine"]["gpu"]
     return [
-        Claim(chapter, time_claim, f"DT / Mamba time = {1 / paper_time:.2f}",
+        Claim(chapter, time_claim, f"27 s / 25 s: DT / Mamba = {1 / paper_time:.2f}",
               f"DT / Mamba (recurrent) time per action = {speed:.2f} (medians, recorded "
               "benchmark)", "—", judge_ratio(speed, 1.0, where=where)),
-        Claim(chapter, memory_claim, f"DT / Mamba memory = {1 / paper_memory:.2f}",
+        Claim(chapter, memory_claim, f"3.1 / 2.9 GB: DT / Mamba = {1 / paper_memory:.2f}",
               f"DT / Mamba (recurrent) peak memory growth of one action = {smaller:.2f} "
               "(recorded benchmark)", "—", judge_ratio(smaller, 1.0, where=where)),
     ]
@@ -351,8 +350,8 @@ def scan_claim(max_error: float | None) -> Claim:
                else Verdict(verdicts.NOT_REPRODUCED, decided=True, reproduced=False))
     ours = "not run" if max_error is None else (
         f"largest difference {max_error:.1e} (random elements with resets, float64)")
-    return Claim("03_s5_popgym", "Resettable S5: ⊕ is associative, so the parallel scan with "
-                 "resets equals the sequential recurrence (App. A)", "proof", ours, "—", verdict)
+    return Claim("03_s5_popgym", "App. A: ⊕ is associative (the parallel scan with resets "
+                 "equals the recurrence)", "proof", ours, "—", verdict)
 
 
 def popgym_claims(runs: Runs, benchmarks: dict[str, Any]) -> list[Claim]:
@@ -366,8 +365,8 @@ def popgym_claims(runs: Runs, benchmarks: dict[str, Any]) -> list[Claim]:
             (mean - std - POPGYM_TOLERANCE, mean + std + POPGYM_TOLERANCE), LU2023_PAPER_STEPS,
             digits=2))
     rows.append(_relation_claim(
-        chapter, "S5 solves RepeatPreviousHard (S5 beats the GRU; paper: 0.91 against the best "
-        "prior model's 0.19)", "S5 0.91, GRU −0.46",
+        chapter, "S5 solves RepeatPreviousHard (S5 beats the GRU)",
+        "S5 0.91; GRU −0.46, best prior 0.19",
         curves[("s5", "RepeatPreviousHard")], curves[("gru", "RepeatPreviousHard")],
         ("S5", "GRU"), "beats", LU2023_PAPER_STEPS, digits=2))
     rows.append(_throughput_claim(benchmarks.get("ppo_throughput_cpu")))
@@ -377,8 +376,8 @@ def popgym_claims(runs: Runs, benchmarks: dict[str, Any]) -> list[Claim]:
         points = _normalized_mmer(runs, model, run_tasks)
         missing = len(tasks) - len(run_tasks)
         rows.append(_value_claim(
-            chapter, f"Fig. 3: {CORE_LABELS[model]}'s normalized MMER at the end (MMER / best "
-            "model's, mean over the Table 5 tasks)", f"≈{paper}", points,
+            chapter, f"Fig. 3: {CORE_LABELS[model]}'s final normalized MMER", f"≈{paper}",
+            points,
             (paper - NORMALIZED_TOLERANCE, paper + NORMALIZED_TOLERANCE), LU2023_PAPER_STEPS,
             digits=2, comparable=f"only {len(run_tasks)} of the {len(tasks)} tasks run"
             if missing else None))
@@ -400,8 +399,9 @@ def _normalized_mmer(runs: Runs, model: str, tasks: list[str]) -> list[Milestone
 
 def _throughput_claim(benchmark: dict[str, Any] | None) -> Claim:
     chapter = "03_s5_popgym"
-    claim = "End-to-end training over six times faster than the GRU (≈1,750 s against ≈11,800 s)"
-    paper = f"GRU / S5 time ≈ {LU2023_WALL_TIME_S['gru'] / LU2023_WALL_TIME_S['s5']:.1f} (one A40)"
+    claim = "End-to-end training over six times faster than the GRU"
+    paper = (f"≈11,800 s / ≈1,750 s = "
+             f"{LU2023_WALL_TIME_S['gru'] / LU2023_WALL_TIME_S['s5']:.1f} (one A40)")
     if benchmark is None:
         return Claim(chapter, claim, paper, "no benchmark recorded", "—", Verdict("not measured"))
     speed = benchmark["median_steps_per_s"]["s5"] / benchmark["median_steps_per_s"]["gru"]
@@ -435,7 +435,7 @@ def bsuite_claims(runs: Runs) -> list[Claim]:
         points = _bsuite_curve(runs, "s5", length)
         if points:
             rows.append(_value_claim(
-                chapter, f"bsuite memory length {length}: S5's return", paper, points,
+                chapter, f"bsuite, length {length}: S5's return", paper, points,
                 paper_range, BSUITE_PAPER_EPISODES, digits=2))
     unrun = [n for n in s5_lengths if n not in run_lengths]
     if unrun:
@@ -443,7 +443,7 @@ def bsuite_claims(runs: Runs) -> list[Claim]:
                           "≈1.0 up to 512, ≈0.5 at 1024", "not run", "—", Verdict("not run")))
     for length in [n for n in BSUITE_PAPER_LENGTHS if n >= 16 and n in run_lengths]:
         rows.append(_relation_claim(
-            chapter, f"bsuite memory length {length}: the LSTM has degraded (S5 beats the LSTM)",
+            chapter, f"bsuite, length {length}: the LSTM has degraded (S5 beats it)",
             "LSTM degrades from length 16 on", _bsuite_curve(runs, "s5", length),
             _bsuite_curve(runs, "lstm", length), ("S5", "LSTM"), "beats", BSUITE_PAPER_EPISODES,
             digits=2))
@@ -475,8 +475,7 @@ def meta_rl_claims(runs: Runs) -> list[Claim]:
     for model, paper in LU2023_META_CARTPOLE_MMER.items():
         points = curve(_ppo_runs(runs, "meta_rl_cartpole", model), _mmer)
         rows.append(_value_claim(
-            chapter, f"Meta-RL 1 (projected StatelessCartPole): {CORE_LABELS[model]}'s final "
-            "MMER (of 16; budget: the full profile's 15M steps, the paper states none)",
+            chapter, f"Meta-RL 1: {CORE_LABELS[model]}'s final MMER (of 16)",
             f"≈{paper}", points, (paper - CARTPOLE_MMER_TOLERANCE, paper +
                                  CARTPOLE_MMER_TOLERANCE), FULL_CARTPOLE_STEPS, digits=2,
             comparable=comparable))
@@ -489,8 +488,8 @@ def meta_rl_claims(runs: Runs) -> list[Claim]:
             f"{LU2023_META_CARTPOLE_EVAL_TRIALS})"
             if evaluated and evaluated != {LU2023_META_CARTPOLE_EVAL_TRIALS} else None)
         rows.append(_value_claim(
-            chapter, f"Meta-RL 1: {CORE_LABELS[model]}'s return per trial past the training "
-            "horizon (trials 17–32)", f"≈{low}–{high}", points,
+            chapter, f"Meta-RL 1: {CORE_LABELS[model]}'s return per trial, trials 17–32",
+            f"≈{low}–{high}", points,
             (low - PER_TRIAL_TOLERANCE, high + PER_TRIAL_TOLERANCE), FULL_CARTPOLE_STEPS,
             digits=2, comparable=beyond_comparable))
     rows.append(_cartpole_speed_claim(runs))
@@ -547,8 +546,8 @@ def _dmc_claims(runs: Runs) -> list[Claim]:
             text = f"≈{low:.0f}" if low == high else f"≈{low:.0f}–{high:.0f}"
             points = curve(_ppo_runs(runs, "meta_rl_dmc", model), _dmc_split(split))
             rows.append(_value_claim(
-                chapter, f"Meta-RL 2 (projected DMControl): {CORE_LABELS[model]}'s mean return "
-                f"on the {split} tasks (per 1000 steps)", text, points,
+                chapter, f"Meta-RL 2: {CORE_LABELS[model]}'s mean return, {split} tasks",
+                text, points,
                 (low - DMC_TOLERANCE, high + DMC_TOLERANCE), LU2023_META_DMC_FRAMES, digits=0,
                 comparable=muesli))
         for better, worse in (("s5", "lstm"), ("lstm", "mlp")):
@@ -570,8 +569,7 @@ def _dmc_claims(runs: Runs) -> list[Claim]:
         verdict = combine(judged) if judged else Verdict("not run")
         points = next(iter(per_model.values()), [])
         rows.append(Claim(
-            chapter, f"Meta-RL 2: {task} fails for every model (return ≤ {DMC_TOLERANCE:g} per "
-            "1000 steps)", "fails for all",
+            chapter, f"Meta-RL 2: {task} fails for every model", "fails for all (≤ 50)",
             "; ".join(f"{CORE_LABELS[m]} {_ours(p, 0)}" for m, p in per_model.items())
             or "not run", _budget(points, LU2023_META_DMC_FRAMES)[1], verdict))
     return rows

@@ -19,7 +19,7 @@ from scipy import stats
 CONFIDENCE = 0.95
 
 RULE = """\
-**The verdict rule.** Each claim rests on a learning curve: our metric at every milestone that
+Each claim rests on a learning curve: our metric at every milestone that
 all seeds of a run reached, one value per seed. Intervals are 95 % Student-*t* intervals over
 seeds: of the mean for a number, of the difference of two means (Welch) for a relation between
 two models; a single seed gives no interval and decides nothing.
