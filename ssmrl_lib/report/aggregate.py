@@ -36,12 +36,13 @@ class Aggregate:
     profile: np.ndarray
     profile_low: np.ndarray | None
     profile_high: np.ndarray | None
+    unit: str = "task"  # what a task is in this chapter: an environment, a memory length
 
     @property
     def seeds_text(self) -> str:
         low, high = self.seeds
         count = f"{low}" if low == high else f"{low}–{high}"
-        tasks = f"{self.tasks} task{'s' if self.tasks != 1 else ''}"
+        tasks = f"{self.tasks} {self.unit}{'s' if self.tasks != 1 else ''}"
         return f"{count} seed{'s' if high != 1 else ''} × {tasks}"
 
 
@@ -65,12 +66,12 @@ def _profile_statistic(taus: np.ndarray):
 
 def aggregate(frame: pd.DataFrame, taus: np.ndarray, task: str = "task", score: str = "score",
               model: str = "model", labels: dict[str, str] | None = None,
-              seed: int = 0) -> list[Aggregate]:
+              unit: str = "task", seed: int = 0) -> list[Aggregate]:
     """Per model: IQM and performance profile over tasks, 95 % stratified bootstrap intervals
     (percentile, ``RESAMPLES`` resamples, seeded) where every task has at least two seeds.
 
     ``frame`` has one row per run: its ``model``, ``task`` and ``score`` columns (named by the
-    arguments); ``labels`` renames models for the figure."""
+    arguments); ``labels`` renames models for the figure; ``unit`` names what a task is."""
     results = []
     for name, group in frame.groupby(model, sort=False):
         samples = tuple(
@@ -96,7 +97,8 @@ def aggregate(frame: pd.DataFrame, taus: np.ndarray, task: str = "task", score: 
             low, high = boot.confidence_interval.low, boot.confidence_interval.high
         label = (labels or {}).get(str(name), str(name))
         results.append(Aggregate(label, len(samples), (min(counts), max(counts)),
-                                 point_iqm, iqm_interval, taus, point_profile, low, high))
+                                 point_iqm, iqm_interval, taus, point_profile, low, high,
+                                 unit))
     return results
 
 
@@ -132,7 +134,7 @@ def plot_aggregate(aggregates: list[Aggregate], score_label: str,
                                     color=color, alpha=0.2)
     iqm_ax.set_yticks(range(len(aggregates)), [f"{a.model}\n{a.seeds_text}" for a in aggregates],
                       fontsize=8)
-    iqm_ax.invert_yaxis()
+    iqm_ax.set_ylim(len(aggregates) - 0.5, -0.5)
     iqm_ax.set(xlabel=f"IQM of {score_label}", title="interquartile mean, 95 % CI")
     profile_ax.set(xlabel=f"{score_label} τ", ylabel="fraction of runs > τ",
                    title="performance profile", ylim=(-0.02, 1.02))
@@ -150,8 +152,10 @@ def caption(aggregates: list[Aggregate]) -> str:
     with_ci = [a for a in aggregates if a.iqm_interval is not None]
     runs = "; ".join(f"{a.model}: {a.seeds_text}" for a in aggregates)
     if not with_ci:
-        return (f"Point estimates only: every task has a single seed, so no interval is shown "
-                f"({runs}).")
+        return (f"Point estimates only: every {aggregates[0].unit} has a single seed, so no "
+                f"interval is shown ({runs}).")
+    unit = aggregates[0].unit
     return (f"Bands and bars: 95 % stratified bootstrap intervals ({RESAMPLES:,} percentile "
-            f"resamples of the seeds within each task); models with a single seed on a task get "
-            f"none. Runs: {runs}. With two or three seeds per task these intervals are coarse.")
+            f"resamples of the seeds within each {unit}); a model with a single seed on a {unit} "
+            f"gets none. Runs: {runs}. With two or three seeds per {unit} these intervals are "
+            "coarse.")
