@@ -633,7 +633,9 @@ def claims_frame(claims: Sequence[Claim], link: bool = True) -> pd.DataFrame:
 
 
 def claims_markdown(claims: Sequence[Claim], link: bool = True) -> str:
-    """A Markdown table (MyST renders the chapter links)."""
+    """A Markdown table (MyST renders the chapter links), or a sentence when there is none."""
+    if not claims:
+        return "*No claim of the paper bears on these runs: they use other data or settings.*"
     return claims_frame(claims, link).to_markdown(index=False)
 
 
