@@ -214,7 +214,7 @@ def rezaei_claims(runs: Runs, benchmarks: dict[str, Any],
     """Rezaei & Patel: Table 2, Figs. 1–3, Table 3 and the conclusion."""
     chapter, rows = "02_mamba_vs_dt", []
     envs = list(ENV_LABELS)
-    units = "the paper's reward units are unstated (ours: D4RL-normalized score)"
+    units = "the paper states no reward units"
     for model, name in (("dt", "DT"), ("mamba", "Mamba")):
         mode = "window"
         per_env = {env: offline_curve(runs, env, model, mode) for env in envs}
