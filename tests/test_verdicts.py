@@ -99,6 +99,9 @@ def test_adapter_reads_milestones_and_falls_back_to_the_final_evaluation():
         {"step": 10_000, "evaluations": [{"score_mean": 50.0}]},
     ]}
     assert [m["step"] for m in milestones.milestones(later)] == [10_000, 20_000]
+    # A milestone never inherits the final evaluation's numbers, only the run's records.
+    partial = {**today, "mmer": 0.9, "milestones": [{"step": 100}]}
+    assert milestones.milestones(partial) == [{"config": today["config"], "step": 100}]
     # A curve keeps the milestones every seed reached.
     short = {**today, "milestones": later["milestones"][1:]}
     points = milestones.curve([later, short], lambda m: m["evaluations"][0]["score_mean"])

@@ -2,8 +2,9 @@
 
 A run that records ``"milestones"`` (a list of evaluation summaries, each with its ``"step"``)
 is read from them; an older run's final evaluation is its one milestone. Each milestone comes
-back as a summary that reads like the run's final result (the milestone's fields over the
-result's), so the report code written against a final result works on any milestone.
+back as a summary that reads like the run's final result, so the report code written against a
+final result works on any milestone: the milestone's own fields plus the records that describe
+the whole run (``WHOLE_RUN_KEYS``), never the final evaluation's numbers.
 """
 
 from __future__ import annotations
@@ -12,6 +13,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ssmrl_lib.report.verdicts import Milestone
+
+# What a milestone inherits from its run: the config, and records over the whole run that the
+# report slices at the milestone's step (the binned loss curve, the per-update returns).
+WHOLE_RUN_KEYS = ("config", "loss_curve", "curve", "parameters")
 
 
 def final_step(result: dict[str, Any]) -> int:
@@ -30,7 +35,7 @@ def milestones(result: dict[str, Any]) -> list[dict[str, Any]]:
     recorded = result.get("milestones")
     if not recorded:
         return [{**result, "step": final_step(result)}]
-    base = {key: value for key, value in result.items() if key != "milestones"}
+    base = {key: result[key] for key in WHOLE_RUN_KEYS if key in result}
     return [{**base, **milestone} for milestone in sorted(recorded, key=lambda m: m["step"])]
 
 
