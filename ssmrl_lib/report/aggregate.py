@@ -156,6 +156,6 @@ def caption(aggregates: list[Aggregate]) -> str:
                 f"interval is shown ({runs}).")
     unit = aggregates[0].unit
     return (f"Bands and bars: 95 % stratified bootstrap intervals ({RESAMPLES:,} percentile "
-            f"resamples of the seeds within each {unit}); a model with a single seed on a {unit} "
+            f"resamples of the seeds within each {unit}); a model with a single seed on any {unit} "
             f"gets none. Runs: {runs}. With two or three seeds per {unit} these intervals are "
             "coarse.")
