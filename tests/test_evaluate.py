@@ -9,7 +9,6 @@ from ssmrl_lib.data.windows import StateNormalizer
 from ssmrl_lib.envs import get_task, normalized_score
 from ssmrl_lib.evaluate.dt_policy import ContextWindowPolicy
 from ssmrl_lib.evaluate.rollout import rollout
-from ssmrl_lib.evaluate.scores import bootstrap_ci
 
 WEIGHTS = np.random.default_rng(0).normal(scale=0.3, size=(11, 3))
 
@@ -106,15 +105,6 @@ def test_normalized_score_uses_d4rl_reference_returns():
     assert normalized_score(hopper, 1607.0) == pytest.approx(
         100 * (1607.0 + 20.272305) / (3234.3 + 20.272305)
     )
-
-
-def test_bootstrap_ci_brackets_the_mean_and_is_deterministic():
-    values = [60.0, 65.0, 70.0, 62.0]
-    low, high = bootstrap_ci(values)
-    assert low < np.mean(values) < high
-    assert min(values) <= low and high <= max(values)
-    assert bootstrap_ci(values) == (low, high)
-    assert bootstrap_ci([3.0]) == (3.0, 3.0)
 
 
 def test_peak_memory_sees_a_large_allocation():

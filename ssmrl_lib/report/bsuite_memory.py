@@ -15,9 +15,6 @@ import pandas as pd
 
 from ssmrl_lib.report.popgym import MODEL_LABELS
 
-PAPER_EPISODES = 10_000
-REPRODUCED_AT = 0.9  # a final return this close to the paper's 1.0 counts as solved
-
 
 def paper_value(model: str, length: int) -> str | None:
     """The paper's result as read off its Figure 2, or None where it gives none."""
@@ -58,22 +55,6 @@ def _peak_memory_mib(memory: dict[str, float | None] | None) -> float:
     return np.nan if value is None else float(value)
 
 
-def verdict(model: str, length: int, ours: float, episodes: int) -> str:
-    paper = paper_value(model, length)
-    if paper is None:
-        return "no paper number"
-    budget = f"budget {100 * episodes / PAPER_EPISODES:.2g}% of paper's"
-    if paper == "≈1.0":
-        if ours >= REPRODUCED_AT:
-            return "reproduced"
-        return f"not reached ({budget})" if episodes < PAPER_EPISODES else "below paper"
-    if paper == "≈0.5":
-        return "reproduced" if abs(ours - 0.5) <= 0.15 else ("above paper" if ours > 0.5 else
-                                                               f"below paper ({budget})")
-    # LSTM past length 16: the paper shows it below 1.
-    return "consistent (below 1)" if ours < REPRODUCED_AT else "above paper (solved)"
-
-
 def final_return_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Final return per (memory length, model): ours (mean ± std over seeds) beside the paper."""
     rows = []
@@ -87,7 +68,6 @@ def final_return_table(frame: pd.DataFrame) -> pd.DataFrame:
             "episodes": f"{int(group['episodes'].iloc[0]):,}",
             "return ours": f"{mean:.2f} ± {np.nanstd(values):.2f}",
             "return paper": paper_value(model, int(length)) or "—",
-            "verdict": verdict(model, int(length), mean, int(group["episodes"].iloc[0])),
             "training time (s)": f"{group['train_time_s'].mean():.0f}",
             "peak memory (MiB)": f"{group['peak_memory_mib'].mean():.0f}",
         })

@@ -1,4 +1,5 @@
-"""Tables and figures of the Mamba-vs-DT chapter (Rezaei & Patel's Tables 2–3, and beyond)."""
+"""Tables and figures of the Mamba-vs-DT chapter (Rezaei & Patel's Tables 2–3, and beyond);
+its verdicts are ``report.claims.rezaei_claims``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ssmrl_lib.evaluate.scores import bootstrap_ci
 from ssmrl_lib.models.decision_mamba import DecisionMamba
 from ssmrl_lib.models.decision_transformer import (
     DecisionTransformer,
@@ -16,6 +16,7 @@ from ssmrl_lib.models.decision_transformer import (
     count_trainable_parameters,
 )
 from ssmrl_lib.report.paper_numbers import REZAEI_TABLE2, REZAEI_TABLE3
+from ssmrl_lib.report.verdicts import interval_text, mean_interval
 
 
 def model_label(model: str, mode: str) -> str:
@@ -57,20 +58,22 @@ def returns_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def table2(frame: pd.DataFrame) -> pd.DataFrame:
-    """Return over all evaluation episodes (mean ± std) and normalized score with a 95% CI over
-    seeds, beside the paper's Table 2 (whose reward units the paper does not state)."""
+    """Return over all evaluation episodes (mean ± std) and normalized score with a 95 % t
+    interval over seeds (none for one seed), beside the paper's Table 2 (whose reward units the
+    paper does not state)."""
     rows = []
     for (env, label), group in frame.groupby(["env", "label"], sort=False):
         returns = np.concatenate([np.asarray(r) for r in group["returns"]])
         per_seed = group["score_mean"].to_numpy()
-        low, high = bootstrap_ci(per_seed)
         paper = REZAEI_TABLE2.get((env, group["model"].iloc[0]))
         rows.append({
             "env": env,
             "model": label,
             "episodes": len(returns),
             "ours: return": f"{returns.mean():.1f} ± {returns.std():.1f}",
-            "ours: normalized score [95% CI]": f"{per_seed.mean():.1f} [{low:.1f}, {high:.1f}]",
+            "seeds": len(per_seed),
+            "ours: normalized score [95% CI]":
+                f"{per_seed.mean():.1f} {interval_text(mean_interval(per_seed), 1)}",
             "paper: reward (units unstated)": f"{paper[0]} ± {paper[1]}" if paper else "—",
         })
     return pd.DataFrame(rows)
@@ -92,67 +95,6 @@ def table3(costs: list[dict[str, Any]]) -> pd.DataFrame:
             "ours: peak memory (MiB)": "—" if peak is None else f"{peak:.0f}"
             + (" (GPU)" if cost["gpu_peak_mib"] is not None else ""),
             "paper: time (s) / memory (GB)": f"{paper[0]:.0f} / {paper[1]}" if paper else "—",
-        })
-    return pd.DataFrame(rows)
-
-
-def cost_ratios(costs: list[dict[str, Any]]) -> dict[str, float]:
-    """Mamba (recurrent) / DT time and memory ratios, medians over environments."""
-    by_key = {(c["env"], c["model"], c["mode"]): c for c in costs}
-    time_ratios, memory_ratios = [], []
-    for (env, model, mode), cost in by_key.items():
-        if model != "mamba" or mode != "recurrent" or (env, "dt", "window") not in by_key:
-            continue
-        dt = by_key[(env, "dt", "window")]
-        time_ratios.append(cost["wall_time_s"] / dt["wall_time_s"])
-        memory = "gpu_peak_mib" if cost["gpu_peak_mib"] is not None else "peak_rss_mib"
-        if cost[memory] is not None and dt[memory]:
-            memory_ratios.append(cost[memory] / dt[memory])
-    return {
-        "time": float(np.median(time_ratios)) if time_ratios else float("nan"),
-        "memory": float(np.median(memory_ratios)) if memory_ratios else float("nan"),
-    }
-
-
-def claims_table(frame: pd.DataFrame, costs: list[dict[str, Any]]) -> pd.DataFrame:
-    """The paper's claims, each with its number, ours, and whether ours reproduces it."""
-    rows = []
-    for env, group in frame.groupby("env", sort=False):
-        dt = np.concatenate([np.asarray(r) for r in group[group["label"] == "dt"]["returns"]])
-        mamba_rows = group[group["label"] == "mamba (recurrent)"]
-        if not len(dt) or not len(mamba_rows):
-            continue
-        mamba = np.concatenate([np.asarray(r) for r in mamba_rows["returns"]])
-        gap = abs(mamba.mean() - dt.mean())
-        band = max(dt.std(), mamba.std())
-        paper_dt, paper_mamba = REZAEI_TABLE2[(env, "dt")], REZAEI_TABLE2[(env, "mamba")]
-        rows.append({
-            "claim": f"similar return, {env} (|Mamba − DT| ≤ one std)",
-            "paper": f"DT {paper_dt[0]} ± {paper_dt[1]}, Mamba {paper_mamba[0]} ± {paper_mamba[1]}",
-            "ours": f"DT {dt.mean():.1f} ± {dt.std():.1f}, Mamba {mamba.mean():.1f} ± "
-            f"{mamba.std():.1f} (return)",
-            "verdict": "reproduced" if gap <= band else "not reproduced",
-        })
-    losses = frame.drop_duplicates(["env", "model", "seed"]).groupby("model")["final_loss"].mean()
-    if {"dt", "mamba"} <= set(losses.index):
-        ratio = losses["mamba"] / losses["dt"]
-        rows.append({
-            "claim": "same loss plateau (final loss within 10%)",
-            "paper": "both converge at a similar rate to the same plateau (Figs. 1–2)",
-            "ours": f"final action MSE Mamba / DT = {ratio:.2f}",
-            "verdict": "reproduced" if abs(ratio - 1) <= 0.1 else "not reproduced",
-        })
-    ratios = cost_ratios(costs)
-    paper_time = REZAEI_TABLE3["mamba"][0] / REZAEI_TABLE3["dt"][0]
-    paper_memory = REZAEI_TABLE3["mamba"][1] / REZAEI_TABLE3["dt"][1]
-    for what, ours, paper in (("faster", ratios["time"], paper_time),
-                              ("smaller", ratios["memory"], paper_memory)):
-        quantity = "time" if what == "faster" else "peak memory"
-        rows.append({
-            "claim": f"Mamba slightly {what} at inference ({quantity} ratio < 1)",
-            "paper": f"Mamba / DT = {paper:.2f}",
-            "ours": f"Mamba (recurrent) / DT = {ours:.2f} (median over envs)",
-            "verdict": "reproduced" if ours < 1 else "not reproduced",
         })
     return pd.DataFrame(rows)
 

@@ -1,9 +1,8 @@
 """Tables and figures of the meta-RL runs (Lu et al. 2023, §4.3) beside the paper's numbers.
 
 The paper shows these results only as figures, so every paper number here is read off one (≈,
-``ssmrl_lib.report.paper_numbers``); tolerances are set accordingly. A comparison is only made
-where our setup matches the paper's (trials per episode, trial length); otherwise the row says
-"not comparable" and shows our numbers for orientation.
+``ssmrl_lib.report.paper_numbers``). The verdicts, which compare only where our setup matches
+the paper's (trials per episode, trial length), are ``report.claims.meta_rl_claims``.
 """
 
 from __future__ import annotations
@@ -18,25 +17,15 @@ import pandas as pd
 from ssmrl_lib.meta_envs import DMC_STEP_LIMIT
 from ssmrl_lib.report.paper_numbers import (
     LU2023_META_CARTPOLE_BEYOND,
-    LU2023_META_CARTPOLE_EVAL_TRIALS,
     LU2023_META_CARTPOLE_GRU_OVER_S5_TIME,
     LU2023_META_CARTPOLE_MMER,
     LU2023_META_CARTPOLE_TRIAL_LENGTH,
     LU2023_META_CARTPOLE_TRIALS,
     LU2023_META_DMC_FAILED,
-    LU2023_META_DMC_FRAMES,
     LU2023_META_DMC_HELDOUT,
     LU2023_META_DMC_TRAIN,
 )
 from ssmrl_lib.report.popgym import MODEL_LABELS
-
-# Paper numbers are read off figures: a final MMER (max 16) within 0.5 counts as reproduced, a
-# return per trial (max 1) within 0.05 of the paper's range, a DMControl return (max 1000)
-# within 50 of the paper's mean or range.
-MMER_TOLERANCE = 0.5
-PER_TRIAL_TOLERANCE = 0.05
-DMC_TOLERANCE = 50.0
-FULL_CARTPOLE_STEPS = 15_000_000  # the full profile's budget (the paper states none)
 
 
 def _label(model: str) -> str:
@@ -48,15 +37,6 @@ def _mean_std(values: np.ndarray, digits: int = 2) -> str:
     if not len(values):
         return "—"
     return f"{values.mean():.{digits}f} ± {values.std():.{digits}f}"
-
-
-def _against(ours: float, low: float, high: float, tolerance: float, shortfall: str) -> str:
-    """Reproduced within ``tolerance`` of ``[low, high]``; else above, or ``shortfall``."""
-    if not np.isfinite(ours):
-        return "no episode finished"
-    if low - tolerance <= ours <= high + tolerance:
-        return "reproduced"
-    return "above paper" if ours > high else shortfall
 
 
 # ----------------------------------------------------------------------------------------------
@@ -90,26 +70,6 @@ def _paper_setup(num_trials: int, trial_length: int) -> bool:
     )
 
 
-def cartpole_verdict(
-    ours: float, model: str, num_trials: int, trial_length: int, steps: int
-) -> str:
-    """MMER against the paper's, only when episodes have the paper's 16 trials of 200 steps."""
-    paper = LU2023_META_CARTPOLE_MMER.get(model)
-    if paper is None:
-        return "no paper number"
-    if not _paper_setup(num_trials, trial_length):
-        return (
-            f"not comparable: {num_trials} trials of {trial_length} steps (paper: "
-            f"{LU2023_META_CARTPOLE_TRIALS} of {LU2023_META_CARTPOLE_TRIAL_LENGTH})"
-        )
-    shortfall = (
-        f"not reached (budget {100 * steps / FULL_CARTPOLE_STEPS:.2g}% of the full profile's)"
-        if steps < FULL_CARTPOLE_STEPS
-        else "below paper"
-    )
-    return _against(ours, paper, paper, MMER_TOLERANCE, shortfall)
-
-
 def cartpole_mmer_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Final MMER per model (mean ± std over seeds) and per trial, beside the paper's (≈)."""
     rows = []
@@ -130,13 +90,6 @@ def cartpole_mmer_table(frame: pd.DataFrame) -> pd.DataFrame:
                 "per trial paper": f"≈{paper / LU2023_META_CARTPOLE_TRIALS:.2f}"
                 if paper is not None
                 else "—",
-                "verdict": cartpole_verdict(
-                    float(np.nanmean(mmer)) if np.isfinite(mmer).any() else np.nan,
-                    model,
-                    trials,
-                    length,
-                    steps,
-                ),
             }
         )
     return pd.DataFrame(rows)
@@ -160,23 +113,9 @@ def beyond_horizon_table(results: list[dict[str, Any]]) -> pd.DataFrame:
     """Return per trial within and past the training horizon, beside the paper's range (≈)."""
     rows = []
     for model, (mean, _, horizon) in trial_return_curves(results).items():
-        config = next(r["config"] for r in results if r["config"]["model"] == model)
         within, beyond = mean[:horizon], mean[horizon:]
         paper = LU2023_META_CARTPOLE_BEYOND.get(model)
-        comparable = (
-            _paper_setup(config["num_trials"], config["trial_length"])
-            and config["eval_trials"] == LU2023_META_CARTPOLE_EVAL_TRIALS
-        )
         ours_beyond = float(beyond.mean()) if len(beyond) else np.nan
-        if paper is None:
-            verdict = "no paper number"
-        elif not comparable:
-            verdict = (
-                f"not comparable: trained on {config['num_trials']} trials, evaluated "
-                f"to {config['eval_trials']} (paper 16, 32)"
-            )
-        else:
-            verdict = _against(ours_beyond, *paper, PER_TRIAL_TOLERANCE, "below paper")
         rows.append(
             {
                 "model": _label(model),
@@ -184,7 +123,6 @@ def beyond_horizon_table(results: list[dict[str, Any]]) -> pd.DataFrame:
                 f"trials 1–{horizon} ours": f"{within.mean():.2f}",
                 f"trials {horizon + 1}–{len(mean)} ours": f"{ours_beyond:.2f}",
                 "past trial 16, paper": f"≈{paper[0]:.2f}–{paper[1]:.2f}" if paper else "—",
-                "verdict": verdict,
             }
         )
     return pd.DataFrame(rows)
@@ -333,19 +271,6 @@ def dmc_task_table(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def dmc_verdict(ours: float, model: str, split: str, steps: int) -> str:
-    """Mean over tasks against the paper's (≈); below it, a smaller budget is "not reached"."""
-    paper = _dmc_paper(model, split)
-    if paper is None:
-        return "no paper number"
-    shortfall = (
-        f"not reached (budget {100 * steps / LU2023_META_DMC_FRAMES:.2g}% of paper's frames)"
-        if steps < LU2023_META_DMC_FRAMES
-        else "below paper"
-    )
-    return _against(ours, *paper, DMC_TOLERANCE, shortfall)
-
-
 def _dmc_paper(model: str, split: str) -> tuple[float, float] | None:
     if split == "train":
         value = LU2023_META_DMC_TRAIN.get(model)
@@ -368,8 +293,7 @@ def dmc_summary_table(frame: pd.DataFrame) -> pd.DataFrame:
             if _dmc_paper(m, split) is not None
         }
         paper_ranks = pd.Series(paper_means).rank(ascending=False, method="min").astype(int)
-        steps = int(frame["steps"].max())
-        for model, mean in means.items():
+        for model in means.index:
             paper = _dmc_paper(model, split)
             rows.append(
                 {
@@ -385,8 +309,7 @@ def dmc_summary_table(frame: pd.DataFrame) -> pd.DataFrame:
                         else f"{paper[0]:.0f}–{paper[1]:.0f}"
                     ),
                     "rank ours / paper": f"{ranks[model]} / {paper_ranks.get(model, '—')}",
-                    "verdict": dmc_verdict(float(mean), model, split, steps),
-                }
+                    }
             )
     return pd.DataFrame(rows)
 

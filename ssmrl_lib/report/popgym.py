@@ -2,7 +2,8 @@
 
 Paper numbers are Lu et al.'s Table 5 (MMER on the Hard tasks, mean ± std over 8 seeds, 15M
 steps) and their end-to-end training times (≈1,750 s for S5 and ≈11,800 s for GRU on one A40).
-They only ever appear in columns labelled "paper".
+They only ever appear in columns labelled "paper"; the verdicts are
+``report.claims.popgym_claims``.
 """
 
 from __future__ import annotations
@@ -41,8 +42,6 @@ MODEL_LABELS = {
     "s5": "S5 (⊕ resets)", "s5_noreset": "S5 (no resets)", "gru": "GRU", "lstm": "LSTM",
     "mlp": "MLP",
 }
-# Tolerance for "reproduced": returns lie in [-1, 1]; the paper's stds are often 0.00.
-TOLERANCE = 0.05
 
 
 def runs_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
@@ -67,27 +66,6 @@ def budget_fraction(steps: int) -> float:
     return steps / LU2023_PAPER_STEPS
 
 
-def verdict(ours: float, paper: tuple[float, float] | None, steps: int) -> str:
-    """Reproduced when our mean MMER is within the paper's std plus ``TOLERANCE``.
-
-    Below that, a run with fewer steps than the paper's 15M is "not reached" (the paper's
-    budget was not spent, so the run neither confirms nor refutes the number).
-    """
-    if paper is None:
-        return "no paper number"
-    if not np.isfinite(ours):
-        return "no episode finished"
-    margin = paper[1] + TOLERANCE
-    if abs(ours - paper[0]) <= margin:
-        return "reproduced"
-    if ours > paper[0]:
-        return "above paper"
-    fraction = budget_fraction(steps)
-    if fraction < 1:
-        return f"not reached (budget {100 * fraction:.2g}% of paper's)"
-    return "below paper"
-
-
 def mmer_table(frame: pd.DataFrame) -> pd.DataFrame:
     """MMER per (task, model): ours (mean ± std over seeds) beside Lu et al.'s Table 5."""
     rows = []
@@ -103,7 +81,6 @@ def mmer_table(frame: pd.DataFrame) -> pd.DataFrame:
             "steps": f"{steps:,}",
             "MMER ours": f"{mean:.2f} ± {np.nanstd(per_seed):.2f}" if np.isfinite(mean) else "—",
             "MMER paper": f"{paper[0]:.2f} ± {paper[1]:.2f}" if paper else "—",
-            "verdict": verdict(mean, paper, steps),
         })
     return pd.DataFrame(rows)
 

@@ -1,4 +1,4 @@
-"""Tables of finished runs: ours beside the papers', with a verdict per row."""
+"""Tables of finished runs: ours beside the papers' (verdicts: ``report.claims``)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ssmrl_lib.evaluate.scores import bootstrap_ci
-from ssmrl_lib.report.paper_numbers import CORL_DT, DT_PAPER, DT_PAPER_TRAIN_STEPS
+from ssmrl_lib.report.paper_numbers import CORL_DT, DT_PAPER
+from ssmrl_lib.report.verdicts import interval_text, mean_interval
 
 PAPER_QUALITY = "medium"
 
@@ -41,37 +41,12 @@ def runs_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def verdict(
-    ours_ci: tuple[float, float],
-    paper: tuple[float, float] | None,
-    same_data: bool,
-    train_steps: int = DT_PAPER_TRAIN_STEPS,
-) -> str:
-    """Reproduced when our 95% CI over seeds overlaps the paper's mean ± std.
-
-    Below it after fewer training steps than the paper's is "not reached": the paper's budget
-    was not spent, so the run neither confirms nor refutes the number.
-    """
-    if paper is None:
-        return "no paper number"
-    if not same_data:
-        return "not comparable: other data"
-    low, high = paper[0] - paper[1], paper[0] + paper[1]
-    if ours_ci[1] < low:
-        if train_steps < DT_PAPER_TRAIN_STEPS:
-            budget = 100 * train_steps / DT_PAPER_TRAIN_STEPS
-            return f"not reached (budget {budget:.2g}% of paper's)"
-        return "below paper"
-    if ours_ci[0] > high:
-        return "above paper"
-    return "reproduced"
-
-
 def dt_score_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Normalized score per (model, env, dataset, target): ours over seeds beside DT's and CORL's.
+    """Normalized score per (model, env, dataset, target): ours over seeds (mean ± std, and a
+    95 % t interval over seeds, none for one seed) beside DT's and CORL's.
 
     The paper columns are the paper's own dataset of the same quality; when our dataset is of
-    another quality the row still shows the medium-dataset numbers, marked not comparable.
+    another quality the row still shows the medium-dataset numbers (the data column says so).
     """
     rows = []
     for (model, env, dataset, target), group in frame.groupby(
@@ -81,19 +56,15 @@ def dt_score_table(frame: pd.DataFrame) -> pd.DataFrame:
         quality = dataset_quality(dataset)
         key = (env, quality if (env, quality) in DT_PAPER else PAPER_QUALITY)
         paper, corl = DT_PAPER.get(key), CORL_DT.get(key)
-        ci = bootstrap_ci(per_seed)
         rows.append({
             "model": model,
             "env": env,
             "target": f"{target:g}",
             "data: ours / paper": f"{quality} / {key[1]}",
             "ours (seeds)": f"{per_seed.mean():.1f} ± {per_seed.std():.1f} ({len(per_seed)})",
-            "ours 95% CI": f"[{ci[0]:.1f}, {ci[1]:.1f}]",
+            "ours 95% CI": interval_text(mean_interval(per_seed), 1),
             "paper: DT": f"{paper[0]:.1f} ± {paper[1]:.1f}" if paper else "—",
             "paper: CORL last / best": f"{corl[0]:.1f} / {corl[1]:.1f}" if corl else "—",
-            "verdict": verdict(
-                ci, paper, same_data=key[1] == quality, train_steps=int(group["train_steps"].min())
-            ),
         })
     return pd.DataFrame(rows)
 
@@ -163,3 +134,9 @@ def settings_table(settings: Any, paper: Any) -> pd.DataFrame:
 def _setting_text(value: Any) -> str:
     """A setting as written in a config: 0.002 and 5e-05, not 0.002000 and 0.000050."""
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def primary_target(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows at each environment's highest return target (the paper's first): one per run
+    and mode, as the aggregate over tasks and the Claims page read them."""
+    return frame[frame["target"] == frame.groupby("env")["target"].transform("max")]
