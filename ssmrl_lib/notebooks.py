@@ -43,6 +43,10 @@ NOTEBOOK_SETTINGS: dict[str, tuple[tuple[str, str], ...]] = {
         ("ssmrl_lib.experiments.meta_rl_cartpole", ""),
         ("ssmrl_lib.experiments.meta_rl_dmc", "dmc_"),
     ),
+    # The Claims page reads every experiment's runs at its one parameter, the profile.
+    "06_claims": tuple((f"ssmrl_lib.experiments.{module}", "") for module in (
+        "offline_rl", "popgym_ppo", "bsuite_memory", "meta_rl_cartpole", "meta_rl_dmc",
+    )),
 }
 
 
