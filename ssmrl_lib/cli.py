@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from ssmrl_lib.errors import SsmrlError
-from ssmrl_lib.paths import REPO_ROOT
+from ssmrl_lib.paths import REPO_ROOT, default_minari_store
 
 DEFAULT_PLAN = REPO_ROOT / "campaign" / "plan.yaml"
 
@@ -396,6 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    default_minari_store()
     try:
         _apply_device_option(args)
         args.handler(args)

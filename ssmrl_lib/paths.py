@@ -15,6 +15,13 @@ def runs_root() -> Path:
     return Path(os.environ.get("SSMRL_RUNS_DIR", REPO_ROOT / "data" / "runs"))
 
 
+def default_minari_store() -> None:
+    """Point Minari at the repository's store, ``data/minari`` (where ``make data`` builds the
+    datasets), unless ``$MINARI_DATASETS_PATH`` already names one: the ``ssmrl`` command then
+    finds the book's datasets however it is started, not only from the Makefile."""
+    os.environ.setdefault("MINARI_DATASETS_PATH", str(REPO_ROOT / "data" / "minari"))
+
+
 def shown(path: Path | str) -> str:
     """``path`` relative to the repository when inside it: messages and the rendered book name
     ``data/policies/hopper/...``, not one machine's checkout."""
