@@ -16,6 +16,7 @@ import importlib
 import os
 import signal
 import tempfile
+import time
 import weakref
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,17 @@ import papermill
 from jupyter_client.manager import AsyncKernelManager
 
 from ssmrl_lib.errors import SsmrlError, check_choice
-from ssmrl_lib.paths import REPO_ROOT
+from ssmrl_lib.paths import REPO_ROOT, environment
 from ssmrl_lib.runs.store import file_mode
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+# A kernel stopped by Ctrl-C leaves its worker pool's semaphores to its resource tracker, which
+# unlinks them and warns that it did; the user asked for the stop, so the warning is only noise.
+KERNEL_ENVIRONMENT = {
+    "PYTHONWARNINGS": ",".join(
+        filter(None, [os.environ.get("PYTHONWARNINGS"), "ignore:resource_tracker:UserWarning"])
+    )
+}
 BOOK_DIR = REPO_ROOT / "book"
 
 # Where each notebook's parameters go: (module with ``settings_for(profile, **overrides)``,
@@ -92,11 +100,12 @@ def execute(name: str, parameters: dict[str, Any], output_dir: Path = BOOK_DIR) 
     os.fchmod(fd, file_mode())
     os.close(fd)
     try:
-        papermill.execute_notebook(
-            str(NOTEBOOK_DIR / f"{name}.ipynb"), tmp, parameters=parameters,
-            cwd=str(NOTEBOOK_DIR), progress_bar=False, kernel_name="python3",
-            kernel_manager_class=_LocalKernelManager,
-        )
+        with environment(KERNEL_ENVIRONMENT):
+            papermill.execute_notebook(
+                str(NOTEBOOK_DIR / f"{name}.ipynb"), tmp, parameters=parameters,
+                cwd=str(NOTEBOOK_DIR), progress_bar=False, kernel_name="python3",
+                kernel_manager_class=_LocalKernelManager,
+            )
     except papermill.PapermillExecutionError as error:
         Path(tmp).unlink(missing_ok=True)
         raise SsmrlError(
@@ -111,11 +120,20 @@ def execute(name: str, parameters: dict[str, Any], output_dir: Path = BOOK_DIR) 
     return target
 
 
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 class _LocalKernelManager(AsyncKernelManager):
     """A kernel on IPC sockets in a private temporary directory, shut down without the
     interrupt jupyter_client sends first (the kernel is idle by then)."""
 
     live: weakref.WeakSet[_LocalKernelManager] = weakref.WeakSet()
+    GRACE_S = 5.0
 
     def __init__(self, **kwargs: Any):
         self._sockets = tempfile.TemporaryDirectory(prefix="ssmrl-kernel-")
@@ -123,12 +141,19 @@ class _LocalKernelManager(AsyncKernelManager):
         self.live.add(self)
 
     def kill_now(self) -> None:
-        """Kill the kernel's process group (it runs in a session of its own) and remove its
-        sockets, without the event loop a graceful shutdown needs."""
+        """Kill the kernel and then what it started (it runs in a session of its own), and
+        remove its sockets, without the event loop a graceful shutdown needs. The kernel goes
+        first so that its worker processes exit by themselves and its resource tracker can
+        unlink their semaphores; what is left after ``GRACE_S`` is killed."""
         process = getattr(self.provisioner, "process", None)
         if process is not None and process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
+            process.kill()
             process.wait()
+            deadline = time.monotonic() + self.GRACE_S
+            while _group_alive(process.pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if _group_alive(process.pid):
+                os.killpg(process.pid, signal.SIGKILL)
         self._sockets.cleanup()
 
     async def _async_interrupt_kernel(self) -> None:

@@ -122,6 +122,40 @@ def test_two_drivers_on_one_store_compute_each_run_once(tmp_path):
     assert counts == [1, 1, 1, 1]
 
 
+def test_workers_of_a_killed_driver_end_with_it(tmp_path):
+    driver = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(TESTS_DIR)!r})
+        from executor_runs import CountedConfig, counted_run
+        from ssmrl_lib.runs import LocalExecutor, RunSpec, RunStore
+        specs = [RunSpec("counted", CountedConfig(seed, seconds=600), counted_run)
+                 for seed in range(2)]
+        LocalExecutor(RunStore({str(tmp_path)!r}), jobs=2).run_all(specs)
+    """)])
+    store = RunStore(tmp_path)
+    logs = [store.run_dir("counted", CountedConfig(seed, seconds=600)).path / "executions.log"
+            for seed in range(2)]
+    deadline = time.monotonic() + 120
+    while not all(log.exists() and log.read_text().strip() for log in logs):
+        assert driver.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    workers = [int(log.read_text()) for log in logs]
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in workers if _alive(pid)]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
 def test_default_executor_follows_the_environment(monkeypatch, tmp_path):
     store = RunStore(tmp_path)
     monkeypatch.delenv("SSMRL_EXECUTOR", raising=False)

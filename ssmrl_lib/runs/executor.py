@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -94,6 +95,25 @@ def silence_progress_bars() -> None:
 
     silenced_init.silenced = True
     tqdm.std.tqdm.__init__ = silenced_init
+
+
+def exit_with_parent(parent_pid: int, poll_s: float = 1.0) -> None:
+    """In a worker process: end it once the process that started it is gone. A pool's workers
+    otherwise outlive a killed driver (or kernel), computing runs nobody will collect, and keep
+    the driver's terminal open."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def start_worker(parent_pid: int) -> None:
+    """The initializer of a local pool's worker processes."""
+    silence_progress_bars()
+    exit_with_parent(parent_pid)
 
 
 def run_label(spec: RunSpec, run: RunDir) -> str:
@@ -212,7 +232,7 @@ class _ProcessPool:
         self.slots = jobs
         self.pool = ProcessPoolExecutor(
             max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-            initializer=silence_progress_bars,
+            initializer=start_worker, initargs=(os.getpid(),),
         )
 
     def submit(self, spec: RunSpec) -> Future:
