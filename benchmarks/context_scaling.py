@@ -36,7 +36,7 @@ from transformers import DynamicCache
 from ssmrl_lib.device import synchronize
 from ssmrl_lib.models.decision_mamba import DecisionMamba
 from ssmrl_lib.models.decision_transformer import DecisionTransformer, SequenceModelConfig
-from ssmrl_lib.report.provenance import benchmark_record
+from ssmrl_lib.provenance import benchmark_record
 
 LENGTHS = (20, 64, 256, 1024, 4096)
 TRAIN_CONTEXTS = (20, 50, 100, 200, 400)

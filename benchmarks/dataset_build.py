@@ -26,7 +26,7 @@ from ssmrl_lib.data.minari_io import load_trajectories
 from ssmrl_lib.data.rebuild import rebuild_datasets
 from ssmrl_lib.envs import TASKS
 from ssmrl_lib.paths import REPO_ROOT
-from ssmrl_lib.report.provenance import benchmark_record
+from ssmrl_lib.provenance import benchmark_record
 
 RESULTS = Path(__file__).parent / "results"
 MAIN_STORE = REPO_ROOT / "data" / "minari"

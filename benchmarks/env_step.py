@@ -36,7 +36,7 @@ import numpy as np
 from ssmrl_lib.data.lockstep import LockstepEnvs
 from ssmrl_lib.data.recipes import choose_checkpoint, load_actor, random_batch_policy
 from ssmrl_lib.envs import TASKS, LocomotionTask
-from ssmrl_lib.report.provenance import benchmark_record
+from ssmrl_lib.provenance import benchmark_record
 
 RESULTS = Path(__file__).parent / "results"
 N_ENVS = 8  # the recipes' default

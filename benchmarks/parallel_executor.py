@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from ssmrl_lib.experiments import popgym_ppo
-from ssmrl_lib.report.provenance import benchmark_record
+from ssmrl_lib.provenance import benchmark_record
 from ssmrl_lib.runs import LocalExecutor, RunStore
 
 RESULTS = Path(__file__).parent / "results"

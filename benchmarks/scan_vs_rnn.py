@@ -28,8 +28,8 @@ from torch import nn
 from ssmrl_lib.device import synchronize
 from ssmrl_lib.models.s5 import S5Config, S5Layer, S5Stack
 from ssmrl_lib.models.scan import available_backends
+from ssmrl_lib.provenance import benchmark_record
 from ssmrl_lib.report.popgym import plot_scan_benchmark
-from ssmrl_lib.report.provenance import benchmark_record
 
 BATCH = 8
 HIDDEN = 256  # H = P = 256 (128 complex modes kept), the paper's recurrent size

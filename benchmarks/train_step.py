@@ -37,7 +37,7 @@ from ssmrl_lib.models.decision_transformer import (
     count_trainable_parameters,
 )
 from ssmrl_lib.models.mamba import scan_backends
-from ssmrl_lib.report.provenance import benchmark_record
+from ssmrl_lib.provenance import benchmark_record
 
 BATCH = 64
 CONFIG = SequenceModelConfig(state_dim=11, act_dim=3)  # Hopper; K = 20, hidden 128, 3 layers

@@ -476,7 +476,7 @@ def test_writing_the_same_replay_or_policy_again_gives_the_same_bytes(hopper_pol
 
 def test_recorded_rebuild_benchmark_shows_each_dataset_and_the_verdict(tmp_path):
     from ssmrl_lib.data.summary import environment_floor, rebuild_benchmark
-    from ssmrl_lib.report.provenance import benchmark_record
+    from ssmrl_lib.provenance import benchmark_record
 
     entry = dict(detail="", seconds=500.0, episodes=10, transitions=1_000_000, fingerprint="ab",
                  same_as_main_store=True)

@@ -44,7 +44,8 @@ def test_parameter_counts_grow_by_the_timestep_table_only():
 
 
 def test_benchmark_record_names_commit_and_machine():
-    from ssmrl_lib.report.provenance import benchmark_caption, benchmark_record
+    from ssmrl_lib.provenance import benchmark_record
+    from ssmrl_lib.report.provenance import benchmark_caption
 
     record = benchmark_record()
     assert record["logical_cpus"] >= 1 and record["threads"] >= 1
@@ -63,7 +64,7 @@ def test_finite_or_none_keeps_json_free_of_nan():
 
 
 def test_library_versions_include_extra_packages():
-    from ssmrl_lib.report.provenance import library_versions
+    from ssmrl_lib.provenance import library_versions
 
     versions = library_versions("popgym", "no-such-package-xyz")
     assert versions["popgym"] != "not installed"

@@ -33,7 +33,7 @@ from ssmrl_lib.data.local_store import (
 from ssmrl_lib.data.minari_write import create_dataset
 from ssmrl_lib.envs import LocomotionTask, get_task
 from ssmrl_lib.errors import SsmrlError
-from ssmrl_lib.report.provenance import git_commit
+from ssmrl_lib.provenance import git_commit
 
 Policy = Callable[[np.ndarray], np.ndarray]
 

@@ -56,7 +56,7 @@ from ssmrl_lib.data.minari_write import create_dataset
 from ssmrl_lib.envs import TASKS, LocomotionTask, normalized_score
 from ssmrl_lib.errors import SsmrlError, check_choice
 from ssmrl_lib.paths import shown
-from ssmrl_lib.report.provenance import git_commit
+from ssmrl_lib.provenance import git_commit
 from ssmrl_lib.runs.store import atomic_write_bytes
 
 QUALITIES = ("random", "medium", "medium-replay", "medium-expert", "expert")

@@ -37,7 +37,7 @@ from ssmrl_lib.profiles import (
     allowed,
     resolve,
 )
-from ssmrl_lib.report.provenance import git_commit, hardware, library_versions
+from ssmrl_lib.provenance import git_commit, hardware, library_versions
 from ssmrl_lib.runs import RunDir, RunSpec, finite_or_none, wall_time_fields
 from ssmrl_lib.train.ppo import NetworkConfig, PPOConfig, PPOHistory, train_ppo
 

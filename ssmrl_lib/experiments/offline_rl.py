@@ -44,7 +44,7 @@ from ssmrl_lib.profiles import (
     allowed,
     resolve,
 )
-from ssmrl_lib.report.provenance import git_commit, hardware, library_versions
+from ssmrl_lib.provenance import git_commit, hardware, library_versions
 from ssmrl_lib.runs import RunDir, RunSpec, wall_time_fields
 from ssmrl_lib.train.offline import TrainConfig, train_offline
 

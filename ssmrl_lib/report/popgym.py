@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ssmrl_lib.report.provenance import library_versions
+from ssmrl_lib.provenance import library_versions
 
 # Lu et al. (2023), Table 5: (model, task) -> (mean, std) MMER.
 LU2023_TABLE5 = {
