@@ -34,9 +34,14 @@ def markdown_section(text: str, heading: str) -> str:
 
 def table_rows(section: str) -> list[list[str]]:
     """The body rows of the first Markdown table in ``section``, as lists of cells."""
-    lines = [line.strip() for line in section.splitlines() if line.strip().startswith("|")]
+    lines: list[str] = []
+    for line in (line.strip() for line in section.splitlines()):
+        if line.startswith("|"):
+            lines.append(line)
+        elif lines:
+            break
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
-    return [row for row in rows[2:] if row]  # past the header and the |---| line
+    return rows[2:]  # past the header and the |---| line
 
 
 def readme_layers(readme: str) -> list[tuple[str, list[str]]]:

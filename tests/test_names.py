@@ -1,9 +1,9 @@
 """Every public name the library defines at a module's top level is defined in one module only,
 so that a name read anywhere says which thing it is.
 
-The one exception is the interface each experiment module offers the registry, the campaign and
-the notebooks (``grid``, ``settings_for``, ``PROFILES``, ...): the same names in every module of
-``ssmrl_lib/experiments/``, always read qualified by the module (``offline_rl.PROFILES``).
+The one exception is the interface a notebook's settings module (one that defines
+``settings_for``) offers the notebooks, the registry and the campaign: ``INTERFACE``'s names,
+the same in every such module and always read qualified by it (``offline_rl.PROFILES``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "ssmrl_lib"
-EXPERIMENTS = PACKAGE / "experiments"
+INTERFACE = {"settings_for", "PROFILES", "grid", "EXPERIMENT", "MODELS"}
 
 
 def public_names(path: Path) -> list[tuple[str, int]]:
@@ -32,34 +32,41 @@ def public_names(path: Path) -> list[tuple[str, int]]:
     return names
 
 
-def name_clashes(package: Path, interface_dir: Path) -> list[str]:
-    """One line per public name defined in more than one module (the experiment interface
-    excepted where only experiment modules share it)."""
+def name_clashes(package: Path) -> list[str]:
+    """One line per public name defined in more than one module (``INTERFACE``'s names excepted
+    where only settings modules define them)."""
     places: dict[str, list[str]] = defaultdict(list)
+    settings_modules = set()
     for path in sorted(package.rglob("*.py")):
+        module = str(path.relative_to(package.parent))
         for name, line in public_names(path):
-            places[name].append(f"{path.relative_to(package.parent)}:{line}")
+            places[name].append(f"{module}:{line}")
+            if name == "settings_for":
+                settings_modules.add(module)
     clashes = []
     for name, where in sorted(places.items()):
         files = {place.rsplit(":", 1)[0] for place in where}
-        interface = all(Path(package.parent, f).parent == interface_dir for f in files)
+        interface = name in INTERFACE and files <= settings_modules
         if len(files) > 1 and not interface:
             clashes.append(f"{name}: {', '.join(where)}")
     return clashes
 
 
 def test_public_names_are_defined_once():
-    clashes = name_clashes(PACKAGE, EXPERIMENTS)
+    clashes = name_clashes(PACKAGE)
     assert not clashes, "public names defined in more than one module:\n" + "\n".join(clashes)
 
 
 def test_the_name_reader_finds_a_clash(tmp_path):
     package = tmp_path / "ssmrl_lib"
     (package / "experiments").mkdir(parents=True)
-    (package / "a.py").write_text("TASKS = {}\n\ndef _private():\n    pass\n")
+    (package / "a.py").write_text("TASKS = {}\nPROFILES = ()\n\ndef _private():\n    pass\n")
     (package / "b.py").write_text("class TASKS:\n    pass\n_private = 1\n")
-    (package / "experiments" / "x.py").write_text("def grid():\n    pass\n")
-    (package / "experiments" / "y.py").write_text("def grid():\n    pass\n")
-    assert name_clashes(package, package / "experiments") == [
-        "TASKS: ssmrl_lib/a.py:1, ssmrl_lib/b.py:1"
+    settings = "PROFILES = {}\nSEED = 1\n\ndef settings_for():\n    pass\n"
+    (package / "experiments" / "x.py").write_text(settings)
+    (package / "experiments" / "y.py").write_text(settings)
+    assert name_clashes(package) == [
+        "PROFILES: ssmrl_lib/a.py:2, ssmrl_lib/experiments/x.py:1, ssmrl_lib/experiments/y.py:1",
+        "SEED: ssmrl_lib/experiments/x.py:2, ssmrl_lib/experiments/y.py:2",
+        "TASKS: ssmrl_lib/a.py:1, ssmrl_lib/b.py:1",
     ]
