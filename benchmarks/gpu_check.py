@@ -60,7 +60,7 @@ from ssmrl_lib.models.decision_transformer import count_trainable_parameters  # 
 from ssmrl_lib.models.mamba import scan_provenance  # noqa: E402
 from ssmrl_lib.models.scan import cuda as cuda_scan  # noqa: E402
 from ssmrl_lib.provenance import benchmark_record  # noqa: E402
-from ssmrl_lib.report.popgym import LU2023_WALL_TIME_S  # noqa: E402
+from ssmrl_lib.report.paper_numbers import LU2023_WALL_TIME_S  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 SECTIONS = ("ppo", "scan", "offline", "full")

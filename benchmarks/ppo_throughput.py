@@ -42,7 +42,7 @@ from tqdm import tqdm
 from ssmrl_lib.device import synchronize
 from ssmrl_lib.experiments.popgym_ppo import make_env
 from ssmrl_lib.provenance import benchmark_record
-from ssmrl_lib.report.popgym import LU2023_WALL_TIME_S
+from ssmrl_lib.report.paper_numbers import LU2023_WALL_TIME_S
 from ssmrl_lib.train.ppo import (
     ActorCritic,
     EnvBatch,

@@ -253,7 +253,7 @@ def test_popgym_smoke_grid_and_report(tmp_path) -> None:
         returns = [r for r in result["curve"]["mean_return"] if r is not None]
         assert result["mmer"] == max(returns) and 0 < result["mmer"] <= 1
         assert result["curve"]["steps"] == [64, 128]
-    table = report.mmer_table(report.runs_frame(results))
+    table = report.mmer_table(report.popgym_frame(results))
     assert list(table["MMER paper"]) == ["1.00 ± 0.00", "1.00 ± 0.00"]
     rows = {c.claim: c.verdict for c in claims.popgym_claims({"popgym_ppo": results}, {})}
     # One seed at 0.00085 % of the paper's budget: nothing is decided.
