@@ -57,7 +57,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssmrl_lib.errors import SsmrlError, check_choice
-from ssmrl_lib.models.scan import linear_scan
+from ssmrl_lib.scan import linear_scan
 
 S5_BLOCKS = ("authors", "prenorm")
 
