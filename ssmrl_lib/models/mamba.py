@@ -12,7 +12,7 @@ Glossary (paper → code)::
     Δ              softplus(dt): dt = dt_proj(x_proj(x)[..., :R])   [B, L, E·D]
     B, C           x_proj(x)[..., R:R+N], x_proj(x)[..., R+N:]     [B, L, N] each
     D (the skip)   D [E·D]
-    Ā_t, B̄_t       exp(Δ_t A), Δ_t B_t   (zero-order hold for A, Euler for B, as the paper)
+    Ā_t, B̄_t       exp(Δ_t A), Δ_t B_t   (zero-order hold for A, B̄ ≈ Δ B as mamba-ssm computes it)
     h              LayerState.ssm [B, E·D, N]
 
 One block is ``x + out_proj(SSM(silu(conv(in_proj_x(RMSNorm(x))))) ⊙ silu(z))``, with the
