@@ -37,7 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from ssmrl_lib.models.decision_transformer import SequenceModelConfig, count_trainable_parameters
 from ssmrl_lib.models.mamba import LayerState, MambaBackbone, MambaConfig, MambaState
@@ -77,13 +77,9 @@ class DecisionMamba(nn.Module):
         return self.embed_dropout(self.embed_ln(tokens + self.embed_timestep(timesteps)))
 
     def forward(
-        self,
-        states: torch.Tensor,
-        actions: torch.Tensor,
-        returns_to_go: torch.Tensor,
-        timesteps: torch.Tensor,
-        attention_mask: torch.Tensor,
-    ) -> torch.Tensor:
+        self, states: Tensor, actions: Tensor, returns_to_go: Tensor, timesteps: Tensor,
+        attention_mask: Tensor,
+    ) -> Tensor:
         """Action predictions ``[B, K, act_dim]`` for windows ``[B, K, ·]`` (DT's signature)."""
         batch, context = states.shape[:2]
         # 1. Embed each step's three tokens, add the timestep, normalise: [B, K, 3, hidden].

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from transformers import DecisionTransformerConfig, DecisionTransformerModel
 
 
@@ -62,13 +62,9 @@ class DecisionTransformer(nn.Module):
         self.model = DecisionTransformerModel(hf_config)
 
     def forward(
-        self,
-        states: torch.Tensor,
-        actions: torch.Tensor,
-        returns_to_go: torch.Tensor,
-        timesteps: torch.Tensor,
-        attention_mask: torch.Tensor,
-    ) -> torch.Tensor:
+        self, states: Tensor, actions: Tensor, returns_to_go: Tensor, timesteps: Tensor,
+        attention_mask: Tensor,
+    ) -> Tensor:
         """Action predictions ``[B, K, act_dim]`` for windows of states, actions and RTG."""
         out = self.model(
             states=states,

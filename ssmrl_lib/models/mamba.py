@@ -40,7 +40,7 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
 from ssmrl_lib.errors import check_choice
 from ssmrl_lib.scan import causal_conv_silu, selective_scan, selective_scan_backends
@@ -89,14 +89,8 @@ MambaState = tuple[LayerState, ...]
 
 
 def selective_ssm_step(
-    h: torch.Tensor,
-    x: torch.Tensor,
-    delta: torch.Tensor,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    D: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    h: Tensor, x: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor
+) -> tuple[Tensor, Tensor]:
     """One step of the selective SSM: ``h_t = exp(Δ_t A) h_{t-1} + Δ_t B_t x_t`` and
     ``y_t = C_t h_t + D x_t``, for ``h [B, E·D, N]``, ``x, Δ [B, E·D]``, ``A [E·D, N]``,
     ``B, C [B, N]``, ``D [E·D]``; returns ``y_t [B, E·D]`` and ``h_t``."""
@@ -107,13 +101,8 @@ def selective_ssm_step(
 
 
 def selective_scan_reference(
-    x: torch.Tensor,
-    delta: torch.Tensor,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    D: torch.Tensor,
-) -> torch.Tensor:
+    x: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor
+) -> Tensor:
     """The selective SSM over a sequence as the paper writes it, one step at a time from
     ``h_{-1} = 0``: ``x, Δ [B, L, E·D]``, ``A [E·D, N]``, ``B, C [B, L, N]`` to ``y [B, L, E·D]``.
 

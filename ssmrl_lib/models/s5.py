@@ -55,7 +55,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
 from ssmrl_lib.errors import SsmrlError, check_choice
 from ssmrl_lib.scan import linear_scan
@@ -179,11 +179,8 @@ class S5Layer(nn.Module):
         return torch.zeros(batch_size, self.n_modes, dtype=dtype, device=self.d.device)
 
     def forward(
-        self,
-        u: torch.Tensor,
-        state: torch.Tensor | None = None,
-        reset: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, u: Tensor, state: Tensor | None = None, reset: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Outputs ``[B, L, H]`` and the final state ``[B, P/2]`` for a whole sequence."""
         # 1. Discretise: Λ̄ [P/2], B̄ [P/2, H] (complex).
         lam_bar, b_bar = self.discretize()
@@ -193,11 +190,8 @@ class S5Layer(nn.Module):
         return self._readout(x, u), x[:, -1]
 
     def step(
-        self,
-        u: torch.Tensor,
-        state: torch.Tensor,
-        reset: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, u: Tensor, state: Tensor, reset: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """One recurrent step: ``u`` ``[B, H]`` and ``state`` ``[B, P/2]`` to output and state."""
         lam_bar, b_bar = self.discretize()
         if reset is not None:  # a new episode starts from x_{-1} = 0
@@ -253,20 +247,14 @@ class S5Block(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(
-        self,
-        x: torch.Tensor,
-        state: torch.Tensor | None = None,
-        reset: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, x: Tensor, state: Tensor | None = None, reset: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         y, state = self.ssm(self.norm(x), state, reset)
         return x + self.dropout(self.glu(y)), state
 
     def step(
-        self,
-        x: torch.Tensor,
-        state: torch.Tensor,
-        reset: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, x: Tensor, state: Tensor, reset: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         y, state = self.ssm.step(self.norm(x), state, reset)
         return x + self.dropout(self.glu(y)), state
 
@@ -290,11 +278,8 @@ class S5Stack(nn.Module):
         return torch.stack([blk.ssm.initial_state(batch_size) for blk in self.blocks])
 
     def forward(
-        self,
-        x: torch.Tensor,
-        state: torch.Tensor | None = None,
-        reset: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, x: Tensor, state: Tensor | None = None, reset: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """``x`` ``[B, L, H]`` to outputs ``[B, L, H]`` and final states ``[n_layers, B, P/2]``."""
         finals = []
         for i, block in enumerate(self.blocks):
@@ -303,11 +288,8 @@ class S5Stack(nn.Module):
         return self.norm(x), torch.stack(finals)
 
     def step(
-        self,
-        x: torch.Tensor,
-        state: torch.Tensor,
-        reset: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, x: Tensor, state: Tensor, reset: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """One step for acting: ``x`` ``[B, H]``, ``state`` ``[n_layers, B, P/2]``."""
         finals = []
         for i, block in enumerate(self.blocks):

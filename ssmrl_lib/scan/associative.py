@@ -14,6 +14,7 @@ ops, so autograd differentiates it with no custom backward.
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
 from ssmrl_lib.scan.resets import expand_reset
 
@@ -79,12 +80,7 @@ def _prefix_states(elements: Element) -> torch.Tensor:
     return torch.stack([even_states, odd_states], dim=2).flatten(1, 2)[:, :length]
 
 
-def associative_scan(
-    a: torch.Tensor,
-    b: torch.Tensor,
-    h0: torch.Tensor | None = None,
-    reset: torch.Tensor | None = None,
-) -> torch.Tensor:
+def associative_scan(a: Tensor, b: Tensor, h0: Tensor | None, reset: Tensor | None) -> Tensor:
     """``linear_scan``'s contract (``linear.py``) in ``2 log2 L`` sequential steps."""
     a = torch.broadcast_to(a, b.shape)
     d = None if reset is None else expand_reset(reset, b)

@@ -171,19 +171,10 @@ class _CausalConvSilu(torch.autograd.Function):
         return grad_x, grad_w_t.t(), grad_bias, None
 
 
-def c_selective_scan(
-    x: torch.Tensor,
-    dt: torch.Tensor,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    D: torch.Tensor,
-    z: torch.Tensor,
-) -> torch.Tensor:
-    """``(C_t · h_t + D x_t) ⊙ silu(z_t)`` with ``Δ = softplus(dt)``: Mamba's scan with its
-    skip and gate, for ``usable`` inputs ``x, dt, z [B, L, D]``, ``A [D, N]``,
-    ``B, C [B, L, N]``, ``D [D]``."""
-    return _GatedSelectiveScan.apply(x, dt, A, B, C, D, z)
+def c_selective_scan(*inputs: torch.Tensor) -> torch.Tensor:
+    """``selective_scan``'s function of ``x, dt, A, B, C, D, z`` (``selective.py``) for
+    ``usable`` inputs."""
+    return _GatedSelectiveScan.apply(*inputs)
 
 
 def c_causal_conv_silu(

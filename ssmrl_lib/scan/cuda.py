@@ -35,16 +35,10 @@ def kernels_available() -> bool:
     return selective_scan_fn is not None and torch.cuda.is_available()
 
 
-def cuda_selective_scan(
-    x: torch.Tensor,
-    dt: torch.Tensor,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    D: torch.Tensor,
-    z: torch.Tensor,
-) -> torch.Tensor:
-    """``selective_scan``'s contract (batch-first, ``Δ = softplus(dt)``) on CUDA tensors."""
+def cuda_selective_scan(*inputs: torch.Tensor) -> torch.Tensor:
+    """``selective_scan``'s function of ``x, dt, A, B, C, D, z`` (``selective.py``) on CUDA
+    tensors."""
+    x, dt, A, B, C, D, z = inputs
     if not (kernels_available() and x.is_cuda):
         raise SsmrlError("scan backend 'cuda' needs CUDA tensors and the mamba-ssm package")
     # The kernels take channels-first [B, D, L] inputs and [B, N, L] B and C.

@@ -14,6 +14,7 @@ of in-place ops beats a few whole-sequence ops that stream ``[B, L, *state]`` th
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
 from ssmrl_lib.scan.resets import expand_reset
 
@@ -52,12 +53,7 @@ class _LinearScan(torch.autograd.Function):
         return grad_a, grad_b, grad_h0
 
 
-def fast_scan(
-    a: torch.Tensor,
-    b: torch.Tensor,
-    h0: torch.Tensor | None = None,
-    reset: torch.Tensor | None = None,
-) -> torch.Tensor:
+def fast_scan(a: Tensor, b: Tensor, h0: Tensor | None, reset: Tensor | None) -> Tensor:
     """``linear_scan``'s contract (``linear.py``); any dtype, real or complex."""
     dtype = torch.promote_types(a.dtype, b.dtype)
     if h0 is not None:

@@ -80,17 +80,9 @@ class _SelectiveScan(torch.autograd.Function):
         )
 
 
-def torch_selective_scan(
-    x: torch.Tensor,
-    dt: torch.Tensor,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    D: torch.Tensor,
-    z: torch.Tensor,
-) -> torch.Tensor:
-    """Mamba's gated scan from a zero state, ``(C_t · h_t + D x_t) ⊙ silu(z_t)`` with
-    ``Δ = softplus(dt)``, for ``x, dt, z [B, L, D]``, ``A [D, N]``, ``B, C [B, L, N]``, ``D [D]``;
-    any device and dtype."""
+def torch_selective_scan(*inputs: torch.Tensor) -> torch.Tensor:
+    """``selective_scan``'s function of ``x, dt, A, B, C, D, z`` (``selective.py``); any device
+    and dtype."""
+    x, dt, A, B, C, D, z = inputs
     y = _SelectiveScan.apply(x, F.softplus(dt), A, B, C)
     return (y + x * D) * F.silu(z)

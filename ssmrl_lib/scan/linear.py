@@ -50,4 +50,4 @@ def linear_scan(
 ) -> torch.Tensor:
     """All states of ``h_t = a_t * h_{t-1} + b_t`` (``h_t = b_t`` where ``reset_t``)."""
     check_choice("scan backend", backend, linear_scan_backends())
-    return LINEAR_SCAN_BACKENDS[backend](a, b, h0=h0, reset=reset)
+    return LINEAR_SCAN_BACKENDS[backend](a, b, h0, reset)

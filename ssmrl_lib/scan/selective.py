@@ -74,27 +74,19 @@ def selective_scan(
     """``(C_t · h_t + D x_t) ⊙ silu(z_t)`` from ``h_{-1} = 0`` with ``Δ = softplus(dt)``, on
     ``backend`` (one of ``selective_scan_backends()``)."""
     check_choice("Mamba scan backend", backend, selective_scan_backends())
+    inputs = (x, dt, A, B, C, D, z)
     backend = resolve_scan_backend(backend, x.device)
     if backend == "fused":
-        if c_kernels.usable(x, dt, A, B, C, D, z):
-            return c_selective_scan(x, dt, A, B, C, D, z)
-        return torch_selective_scan(x, dt, A, B, C, D, z)
+        fused = c_selective_scan if c_kernels.usable(*inputs) else torch_selective_scan
+        return fused(*inputs)
     if backend == "cuda":
-        return cuda_selective_scan(x, dt, A, B, C, D, z)
-    return discretized_selective_scan(x, dt, A, B, C, D, z, backend)
+        return cuda_selective_scan(*inputs)
+    return discretized_selective_scan(*inputs, linear_backend=backend)
 
 
-def discretized_selective_scan(
-    x: torch.Tensor,
-    dt: torch.Tensor,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    D: torch.Tensor,
-    z: torch.Tensor,
-    linear_backend: str,
-) -> torch.Tensor:
+def discretized_selective_scan(*inputs: torch.Tensor, linear_backend: str) -> torch.Tensor:
     """``selective_scan`` as ``linear_scan`` on ``Ā`` and ``B̄ x``, materialised."""
+    x, dt, A, B, C, D, z = inputs
     delta = F.softplus(dt)  # [B, L, D]
     decay = torch.exp(delta.unsqueeze(-1) * A)  # Ā: [B, L, D, N]
     drive = (delta * x).unsqueeze(-1) * B.unsqueeze(2)  # B̄ x: [B, L, D, N]

@@ -6,16 +6,12 @@ Slow but obviously correct; every other backend is tested against it.
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
 from ssmrl_lib.scan.resets import expand_reset
 
 
-def sequential_scan(
-    a: torch.Tensor,
-    b: torch.Tensor,
-    h0: torch.Tensor | None = None,
-    reset: torch.Tensor | None = None,
-) -> torch.Tensor:
+def sequential_scan(a: Tensor, b: Tensor, h0: Tensor | None, reset: Tensor | None) -> Tensor:
     """``linear_scan``'s contract (``linear.py``), step by step."""
     a = torch.broadcast_to(a, b.shape)
     if reset is not None:
