@@ -1,4 +1,4 @@
-"""``EnvBatch``: ``n`` gymnasium environments stepped in lockstep for on-policy training."""
+"""``EnvBatch``: ``n`` gymnasium environments stepped together for on-policy training (PPO)."""
 
 from __future__ import annotations
 
