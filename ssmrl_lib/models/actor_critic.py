@@ -2,11 +2,11 @@
 
 Glossary (paper's Table 3 → code)::
 
-    encoder MLP [128, 256]       NetworkConfig.encoder, ActorCritic.encoder
-    memory model, width 256      NetworkConfig.core, .hidden; ActorCritic.core (models/memory.py)
-    S5 layers, state size P      NetworkConfig.s5_layers, .s5_state
-    actor / critic MLPs [128]    NetworkConfig.heads; ActorCritic.actor, .critic
-    π(a | o_≤t), V(o_≤t)         ActorCritic.distribution(policy_out), values
+    encoder MLP [128, 256]          NetworkConfig.encoder, ActorCritic.encoder
+    memory model, width 256         NetworkConfig.core, .hidden; ActorCritic.core (memory.py)
+    S5 layers, state size P         NetworkConfig.s5_layers, .s5_state
+    actor / critic MLPs [128, 128]  NetworkConfig.heads; ActorCritic.actor, .critic
+    π(a | o_≤t), V(o_≤t)            ActorCritic.distribution(policy_out), values
 
 ``forward`` maps observations ``[B, T, obs_dim]``, the core's state and reset flags ``[B, T]``
 to policy outputs, values and the next state; acting calls it with ``T = 1``, training on whole
@@ -115,7 +115,9 @@ class ActorCritic(nn.Module):
         self, obs: torch.Tensor, state: torch.Tensor, reset: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``obs`` ``[B, T, obs_dim]`` to policy outputs ``[B, T, n]``, values ``[B, T]``, state."""
+        # 1. Encode each observation, 2. carry memory through the core: [B, T, hidden].
         features, state = self.core(self.encoder(obs), state, reset)
+        # 3. Policy outputs (logits or Gaussian means) [B, T, n] and values [B, T].
         return self.actor(features), self.critic(features).squeeze(-1), state
 
     def distribution(self, policy_out: torch.Tensor) -> torch.distributions.Distribution:
