@@ -43,9 +43,10 @@ from ssmrl_lib.data.windows import StateNormalizer
 from ssmrl_lib.envs import get_task
 from ssmrl_lib.evaluate.rollout import rollout
 from ssmrl_lib.experiments import bsuite_memory, offline_rl, popgym_ppo
+from ssmrl_lib.models.actor_critic import NetworkConfig
 from ssmrl_lib.provenance import benchmark_record
 from ssmrl_lib.train.offline import TrainConfig, action_loss
-from ssmrl_lib.train.ppo import NetworkConfig, PPOConfig, train_ppo
+from ssmrl_lib.train.ppo import PPOConfig, train_ppo
 
 RESULTS = Path(__file__).parent / "results"
 

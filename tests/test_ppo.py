@@ -7,20 +7,14 @@ import numpy as np
 import pytest
 import torch
 
+from ssmrl_lib.env_batch import EnvBatch
 from ssmrl_lib.errors import SsmrlError
 from ssmrl_lib.experiments.popgym_ppo import make_env
+from ssmrl_lib.models.actor_critic import ActorCritic, NetworkConfig
 from ssmrl_lib.models.memory import CORES, make_core
 from ssmrl_lib.models.s5 import S5_BLOCKS
 from ssmrl_lib.runs import RunStore
-from ssmrl_lib.train.ppo import (
-    ActorCritic,
-    EnvBatch,
-    NetworkConfig,
-    PPOAgentRunner,
-    PPOConfig,
-    gae,
-    train_ppo,
-)
+from ssmrl_lib.train.ppo import PPOAgentRunner, PPOConfig, gae, train_ppo
 
 torch.set_num_threads(1)
 

@@ -20,7 +20,7 @@ from ssmrl_lib.models.decision_transformer import (
     SequenceModelConfig,
     count_trainable_parameters,
 )
-from ssmrl_lib.models.scan import linear_scan
+from ssmrl_lib.scan import linear_scan
 from ssmrl_lib.train.offline import action_loss
 
 

@@ -26,6 +26,7 @@ from ssmrl_lib.device import default_device
 from ssmrl_lib.errors import SsmrlError, check_choice
 from ssmrl_lib.evaluate.trials import per_trial_mean, trial_returns
 from ssmrl_lib.meta_envs import ProjectedStatelessCartPole
+from ssmrl_lib.models.actor_critic import NetworkConfig
 from ssmrl_lib.models.memory import CORES
 from ssmrl_lib.profiles import (
     POSITIVE,
@@ -36,7 +37,7 @@ from ssmrl_lib.profiles import (
 )
 from ssmrl_lib.provenance import git_commit, hardware, library_versions
 from ssmrl_lib.runs import RunDir, RunSpec, finite_or_none, wall_time_fields
-from ssmrl_lib.train.ppo import NetworkConfig, PPOConfig, mmer_summary, train_ppo
+from ssmrl_lib.train.ppo import PPOConfig, mmer_summary, train_ppo
 
 EXPERIMENT = "meta_rl_cartpole"
 MODELS = CORES

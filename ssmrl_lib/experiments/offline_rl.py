@@ -34,7 +34,6 @@ from ssmrl_lib.models.decision_transformer import (
     SequenceModelConfig,
     count_trainable_parameters,
 )
-from ssmrl_lib.models.mamba import scan_provenance
 from ssmrl_lib.profiles import (
     NON_EMPTY,
     NON_NEGATIVE,
@@ -46,6 +45,7 @@ from ssmrl_lib.profiles import (
 )
 from ssmrl_lib.provenance import git_commit, hardware, library_versions
 from ssmrl_lib.runs import RunDir, RunSpec, wall_time_fields
+from ssmrl_lib.scan import scan_provenance
 from ssmrl_lib.train.offline import TrainConfig, train_offline
 
 EXPERIMENT = "offline_rl"
