@@ -23,7 +23,6 @@ run can be extended to a later milestone.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -107,19 +106,6 @@ class NetworkConfig:
 
     def __post_init__(self) -> None:
         check_choice("S5 block", self.s5_block, S5_BLOCKS)
-
-    @classmethod
-    def from_settings(cls, settings: Any, core: str, **changes: Any) -> NetworkConfig:
-        """``core``'s network from a notebook settings dataclass's fields of the same names
-        (``encoder``, ``hidden``, ``heads``, ``s5_layers``, ...), then ``changes``."""
-        names = {f.name for f in dataclasses.fields(cls)} & {
-            f.name for f in dataclasses.fields(settings)
-        }
-        values = {name: getattr(settings, name) for name in names}
-        values.update(core=core, **changes)
-        for name in ("encoder", "heads"):  # overrides may arrive as lists
-            values[name] = tuple(values.get(name, getattr(cls, name)))
-        return cls(**values)
 
 
 ACTIVATIONS = {"leaky_relu": nn.LeakyReLU, "relu": nn.ReLU}
@@ -224,15 +210,6 @@ class PPOConfig:
         rounded down to whole updates, as ``total_steps`` is) up to the stop, and the stop."""
         within = {m // self.steps_per_update for m in self.milestones}
         return {u for u in within if 0 < u < self.updates} | {self.updates}
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> PPOConfig:
-        """The PPO hyperparameters among a notebook settings dataclass's fields (same names);
-        the rest keep their defaults."""
-        names = {f.name for f in dataclasses.fields(cls)} & {
-            f.name for f in dataclasses.fields(settings)
-        }
-        return cls(**{name: getattr(settings, name) for name in names})
 
     def check(self) -> None:
         if self.num_envs % self.minibatches:
