@@ -220,6 +220,8 @@ def resolve(profiles: dict[str, Settings], profile: str, **overrides: Any) -> Se
             given[name] = tuple(value) if isinstance(value, list) else (value,)
         elif expected is float and isinstance(value, int) and not isinstance(value, bool):
             given[name] = float(value)
+        elif expected is float and isinstance(value, str) and _is_number(value):
+            given[name] = float(value)  # YAML 1.1 (papermill's -y) reads 1e-4 as a string
         elif not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
             raise SsmrlError(
                 f"parameter {name!r} = {value!r}: must be {_type_name(expected)}"
@@ -234,6 +236,14 @@ def split_overrides(overrides: dict[str, Any], prefix: str) -> tuple[dict, dict]
     with ``prefix`` (e.g. ``dmc.``), the latter stripped of it."""
     inside = {k.removeprefix(prefix): v for k, v in overrides.items() if k.startswith(prefix)}
     return {k: v for k, v in overrides.items() if not k.startswith(prefix)}, inside
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _type_name(expected: type) -> str:

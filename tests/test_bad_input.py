@@ -208,6 +208,9 @@ def test_scientific_notation_is_a_number():
     settings = offline_rl.settings_for(
         "smoke", **{"train.learning_rate": cli.parse_parameter("lr", "1e-3")})
     assert settings.train.learning_rate == 0.001
+    # papermill's -y reads YAML 1.1, where 1e-4 is a string: a float setting takes it
+    assert popgym_ppo.settings_for("smoke", **{"ppo.learning_rate": "1e-4"}).ppo.learning_rate \
+        == 1e-4
 
 
 @pytest.mark.parametrize(("argv", "expected"), [

@@ -72,7 +72,6 @@ PROFILES = {
         seeds=1,
         num_trials=2,
         trial_length=8,
-        eval_trials=32,
         eval_episodes=2,
         ppo=dataclasses.replace(
             PAPER.ppo, total_steps=128, num_envs=2, unroll=32, epochs=1, minibatches=1,
@@ -89,7 +88,6 @@ PROFILES = {
         PAPER,
         seeds=2,
         num_trials=4,
-        eval_trials=32,
         eval_episodes=16,
         ppo=dataclasses.replace(
             PAPER.ppo, total_steps=98_304, num_envs=16, unroll=256, epochs=4, minibatches=4,
