@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ssmrl_lib.data.minari_io import load_trajectories
 from ssmrl_lib.data.rebuild import rebuild_datasets
-from ssmrl_lib.envs import TASKS
+from ssmrl_lib.envs import MUJOCO_TASKS
 from ssmrl_lib.paths import REPO_ROOT
 from ssmrl_lib.provenance import benchmark_record
 
@@ -46,7 +46,7 @@ def fingerprints(names: list[str], store: Path) -> dict[str, str | None]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--envs", nargs="+", default=list(TASKS), choices=list(TASKS))
+    parser.add_argument("--envs", nargs="+", default=list(MUJOCO_TASKS), choices=list(MUJOCO_TASKS))
     parser.add_argument("--out", type=Path, default=RESULTS / "dataset_build_cpu.json")
     args = parser.parse_args()
 

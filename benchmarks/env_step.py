@@ -35,7 +35,7 @@ import numpy as np
 
 from ssmrl_lib.data.lockstep import LockstepEnvs
 from ssmrl_lib.data.recipes import choose_checkpoint, load_actor, random_batch_policy
-from ssmrl_lib.envs import TASKS, LocomotionTask
+from ssmrl_lib.envs import MUJOCO_TASKS, LocomotionTask
 from ssmrl_lib.provenance import benchmark_record
 
 RESULTS = Path(__file__).parent / "results"
@@ -115,7 +115,7 @@ def main() -> None:
     args = parser.parse_args()
 
     rows = []
-    for name, task in TASKS.items():
+    for name, task in MUJOCO_TASKS.items():
         for actions, act in actors_for(task).items():
             gymnasium, lockstep, physics = [], [], []
             for _ in range(args.repeats):

@@ -57,10 +57,10 @@ import train_step  # noqa: E402
 
 from ssmrl_lib.device import DEVICE_VARIABLE, synchronize  # noqa: E402
 from ssmrl_lib.models.decision_transformer import count_trainable_parameters  # noqa: E402
-from ssmrl_lib.models.mamba import scan_provenance  # noqa: E402
-from ssmrl_lib.models.scan import cuda as cuda_scan  # noqa: E402
 from ssmrl_lib.provenance import benchmark_record  # noqa: E402
-from ssmrl_lib.report.popgym import LU2023_WALL_TIME_S  # noqa: E402
+from ssmrl_lib.report.paper_numbers import LU2023_WALL_TIME_S  # noqa: E402
+from ssmrl_lib.scan import scan_provenance  # noqa: E402
+from ssmrl_lib.scan.cuda import kernels_available  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 SECTIONS = ("ppo", "scan", "offline", "full")
@@ -200,7 +200,7 @@ def training_steps(device: torch.device, dry_run: bool, repeats: int) -> dict:
     """``train_step.py``'s models and batch (K = 20, batch 64, hidden 128, 3 layers) on the
     device; Decision Mamba on mamba-ssm's kernels too where they import."""
     models = train_step.build_models()
-    if cuda_scan.kernels_available() and device.type == "cuda":
+    if kernels_available() and device.type == "cuda":
         from ssmrl_lib.models.decision_mamba import DecisionMamba
 
         models["Decision Mamba (cuda)"] = DecisionMamba(train_step.CONFIG, scan_backend="cuda")

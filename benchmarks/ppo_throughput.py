@@ -40,17 +40,12 @@ import torch
 from tqdm import tqdm
 
 from ssmrl_lib.device import synchronize
+from ssmrl_lib.env_batch import EnvBatch
 from ssmrl_lib.experiments.popgym_ppo import make_env
+from ssmrl_lib.models.actor_critic import ActorCritic, NetworkConfig
 from ssmrl_lib.provenance import benchmark_record
-from ssmrl_lib.report.popgym import LU2023_WALL_TIME_S
-from ssmrl_lib.train.ppo import (
-    ActorCritic,
-    EnvBatch,
-    NetworkConfig,
-    PPOAgentRunner,
-    PPOConfig,
-    ppo_update,
-)
+from ssmrl_lib.report.paper_numbers import LU2023_WALL_TIME_S
+from ssmrl_lib.train.ppo import PPOAgentRunner, PPOConfig, ppo_update
 
 TASK = "PositionOnlyCartPoleHard"
 CORES = ("s5", "gru", "lstm", "mlp")

@@ -27,9 +27,9 @@ from torch import nn
 
 from ssmrl_lib.device import synchronize
 from ssmrl_lib.models.s5 import S5Config, S5Layer, S5Stack
-from ssmrl_lib.models.scan import available_backends
 from ssmrl_lib.provenance import benchmark_record
 from ssmrl_lib.report.popgym import plot_scan_benchmark
+from ssmrl_lib.scan import linear_scan_backends
 
 BATCH = 8
 HIDDEN = 256  # H = P = 256 (128 complex modes kept), the paper's recurrent size
@@ -44,7 +44,7 @@ Forward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 def build_models() -> dict[str, tuple[nn.Module, Forward, int]]:
     """Name -> (module, ``f(u, reset) -> output``, longest length it is timed at)."""
     models: dict[str, tuple[nn.Module, Forward, int]] = {}
-    for backend in available_backends():
+    for backend in linear_scan_backends():
         layer = S5Layer(S5Config(HIDDEN, HIDDEN, n_layers=1, scan_backend=backend))
         max_len = SEQUENTIAL_MAX_LENGTH if backend == "sequential" else max(LENGTHS)
         models[f"S5 layer ({backend})"] = (layer, lambda u, r, m=layer: m(u, None, r)[0], max_len)

@@ -5,7 +5,7 @@ the action predictions, backward, AdamW. The setting is the reference one (batch
 steps = 60 tokens, hidden 128, 3 layers, Hopper's 11-d states and 3-d actions). Hugging Face's
 ``MambaModel`` (its pure-PyTorch fallback, i.e. what the paper ran without mamba-ssm kernels)
 sits behind the same DT-style embeddings as a reference point. "fused" is the default on CPU
-(the C kernels of ``scan.cpu_kernel``); the other Decision Mamba rows swap only the scan for a
+(the C kernels of ``scan.c_kernels``); the other Decision Mamba rows swap only the scan for a
 ``linear_scan`` backend on the discretised ``[B, L, D, N]`` tensors.
 
 All models run in this one process; steps are interleaved across models, round by round, so
@@ -36,8 +36,8 @@ from ssmrl_lib.models.decision_transformer import (
     SequenceModelConfig,
     count_trainable_parameters,
 )
-from ssmrl_lib.models.mamba import scan_backends
 from ssmrl_lib.provenance import benchmark_record
+from ssmrl_lib.scan import selective_scan_backends
 
 BATCH = 64
 CONFIG = SequenceModelConfig(state_dim=11, act_dim=3)  # Hopper; K = 20, hidden 128, 3 layers
@@ -61,7 +61,7 @@ class HFMambaBackbone(nn.Module):
 
 def build_models() -> dict[str, nn.Module]:
     models: dict[str, nn.Module] = {"Decision Transformer": DecisionTransformer(CONFIG)}
-    for backend in scan_backends():
+    for backend in selective_scan_backends():
         if backend in ("auto", "cuda"):  # auto is "fused" on CPU; cuda needs a GPU
             continue
         models[f"Decision Mamba ({backend})"] = DecisionMamba(CONFIG, scan_backend=backend)

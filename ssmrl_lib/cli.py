@@ -128,9 +128,9 @@ def _data_build(args: argparse.Namespace) -> None:
 
     from ssmrl_lib.data.rebuild import rebuild_datasets
     from ssmrl_lib.data.recipes import QUALITIES
-    from ssmrl_lib.envs import TASKS, get_task
+    from ssmrl_lib.envs import MUJOCO_TASKS, get_task
 
-    envs = list(TASKS) if args.env == "all" else [get_task(args.env).name]
+    envs = list(MUJOCO_TASKS) if args.env == "all" else [get_task(args.env).name]
     qualities = list(QUALITIES) if args.quality == "all" else [args.quality]
     started = time.monotonic()
     outcomes = rebuild_datasets(

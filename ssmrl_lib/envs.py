@@ -40,7 +40,7 @@ class LocomotionTask:
     return_targets: tuple[float, ...]
 
 
-TASKS: dict[str, LocomotionTask] = {
+MUJOCO_TASKS: dict[str, LocomotionTask] = {
     task.name: task
     for task in (
         LocomotionTask("hopper", "Hopper-v5", -20.272305, 3234.3, (3600.0, 1800.0)),
@@ -52,13 +52,13 @@ TASKS: dict[str, LocomotionTask] = {
 
 def get_task(name: str) -> LocomotionTask:
     """The task called ``name`` (``hopper``, ``halfcheetah``, ``walker2d``)."""
-    check_choice("environment", name, TASKS)
-    return TASKS[name]
+    check_choice("environment", name, MUJOCO_TASKS)
+    return MUJOCO_TASKS[name]
 
 
 def task_for_gym_id(gym_id: str) -> LocomotionTask:
     """The task whose gymnasium id is ``gym_id`` (e.g. ``Hopper-v5``)."""
-    by_id = {task.gym_id: task for task in TASKS.values()}
+    by_id = {task.gym_id: task for task in MUJOCO_TASKS.values()}
     check_choice("gymnasium environment", gym_id, by_id)
     return by_id[gym_id]
 

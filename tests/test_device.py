@@ -9,7 +9,7 @@ from ssmrl_lib import cli
 from ssmrl_lib.device import DEVICE_VARIABLE, default_device, module_device
 from ssmrl_lib.errors import SsmrlError
 from ssmrl_lib.evaluate.peak_memory import PeakMemory
-from ssmrl_lib.models.mamba import resolve_scan_backend, scan_provenance
+from ssmrl_lib.scan import resolve_scan_backend, scan_provenance
 from ssmrl_lib.train.offline import DeviceLosses
 
 needs_no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only path")

@@ -76,30 +76,31 @@ def test_sections_hold_the_issue_figures(dry_run):
 
 def test_chapters_render_the_check_files(dry_run, monkeypatch, tmp_path):
     """The chapters' GPU cells on files of the check's own shape (a dry run's, relabelled as a
-    GPU's so that ``gpu_results.load`` takes them), and the line they show without them."""
+    GPU's so that ``gpu_results.load_gpu_result`` takes them), and the line they show without
+    them."""
     import matplotlib.pyplot as plt
 
     from ssmrl_lib.report import gpu_results, mamba_vs_dt, popgym
 
     monkeypatch.setattr(gpu_results, "RESULTS", tmp_path)
-    assert gpu_results.load("ppo_throughput") is None
+    assert gpu_results.load_gpu_result("ppo_throughput") is None
     assert "`benchmarks/results/ppo_throughput_gpu.json` missing" in gpu_results.missing(
         ["ppo_throughput"])
     for name in FILES:
         result = {**_read(dry_run, name), "dry_run": False, "gpu_name": "Test GPU"}
         (tmp_path / f"{name}_gpu.json").write_text(json.dumps(result))
     (tmp_path / "dry_gpu.json").write_text(json.dumps(_read(dry_run, "train_step")))
-    assert gpu_results.load("dry") is None  # a dry run's file is never shown
+    assert gpu_results.load_gpu_result("dry") is None  # a dry run's file is never shown
 
-    costs = gpu_results.load("inference_cost")
+    costs = gpu_results.load_gpu_result("inference_cost")
     assert len(mamba_vs_dt.table3(costs["results"])) == 3
-    assert "Test GPU" in gpu_results.caption(costs)
+    assert "Test GPU" in gpu_results.gpu_caption(costs)
     assert gpu_results.missing(list(FILES)) == ""
-    steps = gpu_results.train_step_table(gpu_results.load("train_step"), None)
+    steps = gpu_results.train_step_table(gpu_results.load_gpu_result("train_step"), None)
     assert list(steps["model"])[:2] == ["Decision Transformer", "Decision Mamba (fused)"]
-    assert len(gpu_results.full_runs_table(gpu_results.load("full_runs"))) == 2
-    throughput = gpu_results.load("ppo_throughput")
-    assert len(gpu_results.throughput_table(throughput)) == 4
+    assert len(gpu_results.full_runs_table(gpu_results.load_gpu_result("full_runs"))) == 2
+    throughput = gpu_results.load_gpu_result("ppo_throughput")
+    assert len(gpu_results.gpu_throughput_table(throughput)) == 4
     assert "Paper's (Table 3) workload" in popgym.throughput_workload_note(throughput)
-    plt.close(mamba_vs_dt.plot_context_scaling(gpu_results.load("context_scaling")))
-    plt.close(popgym.plot_scan_benchmark(gpu_results.load("scan_vs_rnn")))
+    plt.close(mamba_vs_dt.plot_context_scaling(gpu_results.load_gpu_result("context_scaling")))
+    plt.close(popgym.plot_scan_benchmark(gpu_results.load_gpu_result("scan_vs_rnn")))

@@ -14,10 +14,10 @@ from ssmrl_lib.errors import SsmrlError
 from ssmrl_lib.models.decision_mamba import DecisionMamba
 from ssmrl_lib.models.decision_transformer import SequenceModelConfig
 from ssmrl_lib.models.mamba import MambaBackbone, MambaConfig
-from ssmrl_lib.models.scan import available_backends, cpu_kernel
+from ssmrl_lib.scan import c_kernels, linear_scan_backends
 
 HIDDEN, LAYERS, STATE = 32, 2, 8
-CPU_BACKENDS = ["auto", *available_backends()]  # "auto" is the fused scan on CPU
+CPU_BACKENDS = ["auto", *linear_scan_backends()]  # "auto" is the fused scan on CPU
 
 
 def _hf_and_ours(scan_backend: str) -> tuple[MambaModel, MambaBackbone]:
@@ -165,15 +165,15 @@ def test_without_a_compiler_the_torch_path_gives_the_same_actions(monkeypatch) -
     expected_grads = torch.autograd.grad(expected.sum(), list(model.parameters()))
     monkeypatch.delenv("CC", raising=False)
     monkeypatch.setattr(shutil, "which", lambda _: None)
-    cpu_kernel.load.cache_clear()
+    c_kernels.load.cache_clear()
     try:
         with pytest.warns(UserWarning, match="falling back to the slower torch"):
-            assert cpu_kernel.load() is None
+            assert c_kernels.load() is None
         torch.manual_seed(5)
         actual = model(**w)
         grads = torch.autograd.grad(actual.sum(), list(model.parameters()))
     finally:
-        cpu_kernel.load.cache_clear()
+        c_kernels.load.cache_clear()
     torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(grads, expected_grads, rtol=1e-4, atol=1e-5)
 

@@ -13,6 +13,7 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 
+from ssmrl_lib.env_batch import EnvBatch
 from ssmrl_lib.errors import SsmrlError
 from ssmrl_lib.experiments import meta_rl_cartpole, meta_rl_dmc
 from ssmrl_lib.meta_envs import (
@@ -26,7 +27,6 @@ from ssmrl_lib.meta_envs import (
 from ssmrl_lib.report import claims
 from ssmrl_lib.report import meta_rl as report
 from ssmrl_lib.runs import LocalExecutor, RunStore
-from ssmrl_lib.train.ppo import EnvBatch
 
 torch.set_num_threads(1)
 

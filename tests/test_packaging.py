@@ -1,6 +1,10 @@
-"""environment.yml must install what pyproject.toml declares."""
+"""environment.yml must install what pyproject.toml declares; the wheel ships the C kernels."""
 
+import shutil
+import subprocess
+import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 import yaml
@@ -22,3 +26,22 @@ def test_pins_the_issue_requires():
     assert "torch==2.13.0" in dependencies
     assert "jupyter-book>=1.0.3,<2" in dependencies
     assert "mujoco==3.17.0" in dependencies
+
+
+def test_wheel_ships_the_c_kernels(tmp_path):
+    """An installed library compiles its Mamba kernels from the packaged ``.c`` file, so the
+    wheel must hold it (built offline from a copy of the sources)."""
+    source = tmp_path / "src"
+    shutil.copytree(ROOT / "ssmrl_lib", source / "ssmrl_lib",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+         "--wheel-dir", str(tmp_path / "dist"), str(source)],
+        check=True, capture_output=True,
+    )
+    (wheel,) = (tmp_path / "dist").glob("ssmrl-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "ssmrl_lib/scan/mamba_kernels.c" in names
+    assert "ssmrl_lib/scan/c_kernels.py" in names

@@ -7,20 +7,14 @@ import numpy as np
 import pytest
 import torch
 
+from ssmrl_lib.env_batch import EnvBatch
 from ssmrl_lib.errors import SsmrlError
 from ssmrl_lib.experiments.popgym_ppo import make_env
+from ssmrl_lib.models.actor_critic import ActorCritic, NetworkConfig
 from ssmrl_lib.models.memory import CORES, make_core
 from ssmrl_lib.models.s5 import S5_BLOCKS
 from ssmrl_lib.runs import RunStore
-from ssmrl_lib.train.ppo import (
-    ActorCritic,
-    EnvBatch,
-    NetworkConfig,
-    PPOAgentRunner,
-    PPOConfig,
-    gae,
-    train_ppo,
-)
+from ssmrl_lib.train.ppo import PPOAgentRunner, PPOConfig, gae, train_ppo
 
 torch.set_num_threads(1)
 
@@ -253,7 +247,7 @@ def test_popgym_smoke_grid_and_report(tmp_path) -> None:
         returns = [r for r in result["curve"]["mean_return"] if r is not None]
         assert result["mmer"] == max(returns) and 0 < result["mmer"] <= 1
         assert result["curve"]["steps"] == [64, 128]
-    table = report.mmer_table(report.runs_frame(results))
+    table = report.mmer_table(report.popgym_frame(results))
     assert list(table["MMER paper"]) == ["1.00 ± 0.00", "1.00 ± 0.00"]
     rows = {c.claim: c.verdict for c in claims.popgym_claims({"popgym_ppo": results}, {})}
     # One seed at 0.00085 % of the paper's budget: nothing is decided.

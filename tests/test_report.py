@@ -33,8 +33,8 @@ def test_score_table_puts_paper_numbers_beside_ours():
 
 
 def test_parameter_counts_grow_by_the_timestep_table_only():
+    from ssmrl_lib.evaluate.code_checks import parameter_counts
     from ssmrl_lib.models.decision_transformer import SequenceModelConfig
-    from ssmrl_lib.report.mamba_vs_dt import parameter_counts
 
     small = parameter_counts(SequenceModelConfig(state_dim=11, act_dim=3, max_ep_len=1000))
     large = parameter_counts(SequenceModelConfig(state_dim=11, act_dim=3, max_ep_len=4096))
@@ -118,3 +118,53 @@ def test_throughput_table_reads_the_recorded_benchmark():
     assert paper_s5["paper: speed / GRU (A40 GPU)"].item() == "≈6.7×"
     note = throughput_workload_note(benchmark)
     assert "64 environments × 1024 steps, 30 epochs of 8 minibatches" in note
+
+
+def _result(**fields):
+    base = {"hardware": "test CPU", "commit": "abc1234567", "versions": {"torch": "2.13.0"}}
+    return {**base, **fields}
+
+
+def test_one_provenance_box_for_offline_and_online_chapters():
+    from ssmrl_lib.report.provenance import provenance_markdown
+
+    offline = provenance_markdown(
+        "quick", [_result(wall_time_s=60.0, scan_backend="chunked"), _result(wall_time_s=120.0)],
+        ["ssmrl/hopper/medium-v0"], 30.0)
+    assert "- **datasets**: `ssmrl/hopper/medium-v0`" in offline
+    assert "- **runs**: 2, total run wall time 3.0 min (this execution of the notebook: 0.5 min;" \
+        in offline
+    assert "- **device**: cpu; Decision Mamba's scan: chunked" in offline
+    online = provenance_markdown(
+        "smoke", [_result(train_time_s=90.0, wall_time_s=95.0, device="cuda")],
+        ["MemoryChain(L=4)"], 6.0, source="bsuite")
+    assert "- **environments**: `MemoryChain(L=4)` (bsuite)" in online
+    assert "- **runs**: 1, total training time 1.5 min" in online
+    assert "- **device**: cuda\n" in online
+    for box in (offline, online):
+        lines = box.splitlines()
+        assert lines[0] == "```{admonition} Provenance" and lines[-1] == "```"
+        assert "- **code commit**: runs `abc1234567`; notebook executed at `" in box
+
+
+def test_both_offline_chapters_read_one_frame_of_the_runs():
+    from ssmrl_lib.report.mamba_vs_dt import table2
+    from ssmrl_lib.report.tables import offline_frame
+
+    def run(model, seed, mode, score):
+        return {
+            "config": {"model_name": model, "env": "hopper", "dataset": "ssmrl/hopper/medium-v0",
+                       "seed": seed, "train": {"steps": 400}},
+            "evaluations": [{"mode": mode, "target": 3600.0, "returns": [10.0, 20.0],
+                             "return_mean": 15.0, "score_mean": score}],
+            "final_loss": 0.1, "parameters": 1000, "wall_time_s": 5.0,
+        }
+
+    frame = offline_frame([run("dt", 0, "window", 40.0), run("mamba", 0, "recurrent", 30.0),
+                           run("mamba", 1, "recurrent", 34.0)])
+    assert frame["label"].tolist() == ["dt", "mamba (recurrent)", "mamba (recurrent)"]
+    rows = table2(frame)
+    assert rows["model"].tolist() == ["dt", "mamba (recurrent)"]
+    assert rows["episodes"].tolist() == [2, 4]
+    assert rows.iloc[1]["ours: normalized score [95% CI]"].startswith("32.0 [")
+    assert dt_score_table(frame).iloc[0]["ours (seeds)"] == "40.0 ± 0.0 (1)"

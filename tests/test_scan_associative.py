@@ -7,8 +7,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ssmrl_lib.models.scan import available_backends, linear_scan
-from ssmrl_lib.models.scan.associative import reset_combine
+from ssmrl_lib.scan import linear_scan, linear_scan_backends
+from ssmrl_lib.scan.associative import reset_combine
 
 
 def _inputs(length: int, dtype: torch.dtype, time_invariant: bool, seed: int = 0):
@@ -24,7 +24,7 @@ def _inputs(length: int, dtype: torch.dtype, time_invariant: bool, seed: int = 0
 
 
 def test_registered() -> None:
-    assert "associative" in available_backends()
+    assert "associative" in linear_scan_backends()
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.complex128])

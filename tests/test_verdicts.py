@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from ssmrl_lib.report import aggregate, checks, claims, milestones, verdicts
+from ssmrl_lib.evaluate import code_checks
+from ssmrl_lib.report import aggregate, claims, milestones, verdicts
 from ssmrl_lib.report.verdicts import Milestone, judge_relation, judge_value
 
 SEEDS = 5
@@ -186,10 +187,10 @@ def test_ratio_claims_need_to_clear_the_timing_noise():
 
 
 def test_code_facts_for_the_caveats():
-    assert checks.resettable_scan_error() < 1e-9
+    assert code_checks.resettable_scan_error() < 1e-9
     from ssmrl_lib.models.decision_transformer import SequenceModelConfig
 
-    facts = checks.dt_idle_parameters(SequenceModelConfig(state_dim=11, act_dim=3))
+    facts = code_checks.dt_idle_parameters(SequenceModelConfig(state_dim=11, act_dim=3))
     assert facts.position_table == 1024 * 128 == 131_072
     assert facts.position_rows_read == 1  # DT passes position ids 0
     assert (facts.state_head, facts.return_head) == (11 * 128 + 11, 128 + 1)

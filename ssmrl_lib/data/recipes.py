@@ -53,7 +53,7 @@ from ssmrl_lib.data.behavior import (
 from ssmrl_lib.data.local_store import building, dataset_lock, local_dataset_ids
 from ssmrl_lib.data.lockstep import LockstepEnvs
 from ssmrl_lib.data.minari_write import create_dataset
-from ssmrl_lib.envs import TASKS, LocomotionTask, normalized_score
+from ssmrl_lib.envs import MUJOCO_TASKS, LocomotionTask, normalized_score
 from ssmrl_lib.errors import SsmrlError, check_choice
 from ssmrl_lib.paths import shown
 from ssmrl_lib.provenance import git_commit
@@ -82,7 +82,7 @@ D4RL_DATASET_RETURNS: dict[str, dict[str, float]] = {
 # The same as normalized scores, to one decimal as D4RL's tables quote them; "medium" is also the
 # level the medium checkpoint is chosen at.
 D4RL_DATASET_SCORES: dict[str, dict[str, float]] = {
-    env: {quality: round(float(normalized_score(TASKS[env], mean_return)), 1)
+    env: {quality: round(float(normalized_score(MUJOCO_TASKS[env], mean_return)), 1)
           for quality, mean_return in returns.items()}
     for env, returns in D4RL_DATASET_RETURNS.items()
 }

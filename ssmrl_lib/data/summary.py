@@ -25,7 +25,7 @@ from ssmrl_lib.data.recipes import (
     dataset_id,
     recipe_action_sampling,
 )
-from ssmrl_lib.envs import TASKS, get_task, normalized_score
+from ssmrl_lib.envs import MUJOCO_TASKS, get_task, normalized_score
 from ssmrl_lib.errors import check_choice
 from ssmrl_lib.profiles import NON_EMPTY, POSITIVE, allowed, resolve
 
@@ -35,7 +35,7 @@ from ssmrl_lib.profiles import NON_EMPTY, POSITIVE, allowed, resolve
 class DatasetsChapterSettings:
     """The datasets chapter's knobs: which environments, and steps per policy dataset."""
 
-    envs: tuple = tuple(TASKS)
+    envs: tuple = tuple(MUJOCO_TASKS)
     steps: int = DEFAULT_STEPS
 
 
@@ -50,7 +50,7 @@ def settings_for(profile: str, **overrides: Any) -> DatasetsChapterSettings:
     """Resolve the chapter's profile and overrides, checking environment names."""
     settings = resolve(PROFILES, profile, **overrides)
     for env in settings.envs:
-        check_choice("environment", env, TASKS)
+        check_choice("environment", env, MUJOCO_TASKS)
     return settings
 
 
@@ -183,7 +183,7 @@ def plot_training_curves(envs: list[str], policies_dir: Path | None = None):
                 ax.plot(steps, sampled, color="tab:purple", label="sampled actions")
         else:
             ax.text(0.5, 0.5, "no evaluations yet", ha="center", transform=ax.transAxes)
-        ax.set_title(TASKS[env].gym_id)
+        ax.set_title(MUJOCO_TASKS[env].gym_id)
         ax.set_xlabel("environment steps")
         ax.set_ylabel("normalized score")
     axes[0][0].legend(fontsize=7, loc="upper left")

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ssmrl_lib.train.ppo import ActorCritic
+from ssmrl_lib.models.actor_critic import ActorCritic
 
 
 @torch.no_grad()

@@ -26,6 +26,7 @@ import numpy as np
 from ssmrl_lib.device import default_device
 from ssmrl_lib.errors import check_choice
 from ssmrl_lib.evaluate.peak_memory import PeakMemory
+from ssmrl_lib.models.actor_critic import NetworkConfig
 from ssmrl_lib.profiles import (
     FRACTION,
     NON_EMPTY,
@@ -39,7 +40,7 @@ from ssmrl_lib.profiles import (
 )
 from ssmrl_lib.runs import RunDir, RunSpec, finite_or_none
 from ssmrl_lib.runs.record import run_record
-from ssmrl_lib.train.ppo import NetworkConfig, PPOConfig, PPOHistory, train_ppo
+from ssmrl_lib.train.ppo import PPOConfig, PPOHistory, train_ppo
 
 EXPERIMENT = "bsuite_memory"
 MODELS = ("s5", "lstm", "gru", "mlp")

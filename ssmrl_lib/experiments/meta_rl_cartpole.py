@@ -25,6 +25,7 @@ from ssmrl_lib.errors import SsmrlError, check_choice
 from ssmrl_lib.evaluate.trials import per_trial_mean, trial_returns
 from ssmrl_lib.experiments.popgym_ppo import QUICK_NETWORK, SMOKE_NETWORK, mmer_measures
 from ssmrl_lib.meta_envs import ProjectedStatelessCartPole
+from ssmrl_lib.models.actor_critic import NetworkConfig
 from ssmrl_lib.models.memory import CORES
 from ssmrl_lib.profiles import (
     POSITIVE,
@@ -35,7 +36,7 @@ from ssmrl_lib.profiles import (
 )
 from ssmrl_lib.runs import RunDir, RunSpec
 from ssmrl_lib.runs.record import run_record, with_final_record
-from ssmrl_lib.train.ppo import NetworkConfig, PPOConfig, mmer_summary, train_ppo
+from ssmrl_lib.train.ppo import PPOConfig, mmer_summary, train_ppo
 
 EXPERIMENT = "meta_rl_cartpole"
 MODELS = CORES

@@ -22,7 +22,7 @@ from ssmrl_lib.data.local_store import check_dataset_id
 from ssmrl_lib.data.make import ensure_smoke_dataset, smoke_dataset_id
 from ssmrl_lib.data.windows import StateNormalizer
 from ssmrl_lib.device import default_device
-from ssmrl_lib.envs import TASKS, get_task, normalized_score
+from ssmrl_lib.envs import MUJOCO_TASKS, get_task, normalized_score
 from ssmrl_lib.errors import SsmrlError, check_choice
 from ssmrl_lib.evaluate.dt_policy import ContextWindowPolicy
 from ssmrl_lib.evaluate.inference_cost import rollout_cost
@@ -34,7 +34,6 @@ from ssmrl_lib.models.decision_transformer import (
     SequenceModelConfig,
     count_trainable_parameters,
 )
-from ssmrl_lib.models.mamba import scan_provenance
 from ssmrl_lib.profiles import (
     FRACTION,
     NON_EMPTY,
@@ -48,6 +47,7 @@ from ssmrl_lib.profiles import (
 )
 from ssmrl_lib.runs import RunDir, RunSpec
 from ssmrl_lib.runs.record import run_record
+from ssmrl_lib.scan import scan_provenance
 from ssmrl_lib.train.offline import TrainConfig, train_offline
 
 EXPERIMENT = "offline_rl"
@@ -173,7 +173,7 @@ def settings_for(profile: str, **overrides: Any) -> OfflineSettings:
     and model names."""
     settings = resolve(PROFILES, profile, **overrides)
     for env in settings.envs:
-        check_choice("environment", env, TASKS)
+        check_choice("environment", env, MUJOCO_TASKS)
     for model in settings.models:
         check_choice("model", model, MODELS)
     for env in settings.envs:

@@ -24,11 +24,12 @@ import numpy as np
 
 from ssmrl_lib.device import default_device
 from ssmrl_lib.errors import check_choice
+from ssmrl_lib.models.actor_critic import NetworkConfig
 from ssmrl_lib.models.memory import CORES
 from ssmrl_lib.profiles import NON_EMPTY, PPO_ALLOWED, PPO_ROLLOUT_MEMORY, allowed, resolve
 from ssmrl_lib.runs import RunDir, RunSpec, finite_or_none
 from ssmrl_lib.runs.record import run_record
-from ssmrl_lib.train.ppo import NetworkConfig, PPOConfig, PPOHistory, mmer_summary, train_ppo
+from ssmrl_lib.train.ppo import PPOConfig, PPOHistory, mmer_summary, train_ppo
 
 EXPERIMENT = "popgym_ppo"
 

@@ -1,20 +1,25 @@
 """Decision Mamba: Decision Transformer's tokens and heads around a Mamba backbone.
 
-Rezaei & Patel keep everything of DT but the sequence model, so this class mirrors
-``DecisionTransformer`` token for token: return-to-go, state and action embeddings plus a
-learned timestep embedding, interleaved ``(R_1, s_1, a_1, R_2, ...)``, LayerNorm, dropout (GPT-2's
-embedding dropout, DT's only dropout outside the blocks), then a tanh action head on each state
-token's output. The GPT-2 stack becomes ``config.n_layer`` Mamba blocks of width
-``config.hidden_size`` (state 16, expand 2, conv 4: Hugging Face's defaults). Mamba needs no
-position embedding: the recurrence is ordered by construction.
+Glossary (Rezaei & Patel; Chen et al. 2021 → code)::
 
-Size. With Hopper's dimensions (11-d state, 3-d action) and the reference sizes (hidden 128,
-3 layers), DT has 858,767 trainable parameters, 594,816 of them in its GPT-2 blocks and 1,548
-in state and return heads it never trains, and Decision Mamba 480,899 (``parameter_count``),
-349,824 in its Mamba blocks. The paper reports 1.2M vs 900k; both are matched, within 5%, by
-counting Hugging Face's default ``max_ep_len = 4096`` timestep table instead of our 1000 rows
-(+396,288 each): 1,255,055 for DT and 877,187 for Mamba. So the paper's Mamba most likely had
-the same 3 layers and hidden size as its DT, which is what ``SequenceModelConfig`` gives here.
+    R̂_t, s_t, a_t      returns_to_go, states, actions   (the three tokens of a step)
+    t                  timesteps (a learned embedding, embed_timestep)
+    K                  context_len (steps per window; 3K tokens)
+    the sequence model backbone: MambaBackbone (models/mamba.py)
+    π(s_t | R̂, s, a)   predict_action on each state token's output (tanh)
+
+Rezaei & Patel keep everything of DT but the sequence model, so this class mirrors
+``DecisionTransformer`` token for token: return-to-go, state and action embeddings plus the
+timestep embedding, interleaved ``(R̂_1, s_1, a_1, R̂_2, ...)``, LayerNorm, dropout (GPT-2's
+embedding dropout, DT's only dropout outside the blocks), then the action head. The GPT-2 stack
+becomes ``config.n_layer`` Mamba blocks of width ``config.hidden_size`` (state 16, expand 2,
+conv 4: Hugging Face's defaults). Mamba needs no position embedding: the recurrence is ordered
+by construction.
+
+Size. Decision Mamba has the same 3 layers and hidden size as its DT: the paper's counts (1.2M
+for DT, 900k for Mamba) are ours (858,767 and 480,899 for Hopper, ``parameter_count``) plus
+Hugging Face's default 4096-row timestep table in place of our 1000 rows (+396,288 each), within
+5%.
 
 Padding. Windows are left-padded (``attention_mask`` 0 on padded steps). Every Mamba block zeroes
 padded positions before its input projection and after its convolution, exactly as Hugging
@@ -32,7 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from ssmrl_lib.models.decision_transformer import SequenceModelConfig, count_trainable_parameters
 from ssmrl_lib.models.mamba import LayerState, MambaBackbone, MambaConfig, MambaState
@@ -72,15 +77,12 @@ class DecisionMamba(nn.Module):
         return self.embed_dropout(self.embed_ln(tokens + self.embed_timestep(timesteps)))
 
     def forward(
-        self,
-        states: torch.Tensor,
-        actions: torch.Tensor,
-        returns_to_go: torch.Tensor,
-        timesteps: torch.Tensor,
-        attention_mask: torch.Tensor,
-    ) -> torch.Tensor:
+        self, states: Tensor, actions: Tensor, returns_to_go: Tensor, timesteps: Tensor,
+        attention_mask: Tensor,
+    ) -> Tensor:
         """Action predictions ``[B, K, act_dim]`` for windows ``[B, K, ·]`` (DT's signature)."""
         batch, context = states.shape[:2]
+        # 1. Embed each step's three tokens, add the timestep, normalise: [B, K, 3, hidden].
         tokens = torch.stack(
             [
                 self.embed_return(returns_to_go),
@@ -90,9 +92,12 @@ class DecisionMamba(nn.Module):
             dim=2,
         )  # [B, K, 3, hidden]
         tokens = self._embed(tokens, timesteps.unsqueeze(-1))
+        # 2. Interleave (R̂_1, s_1, a_1, R̂_2, ...): [B, 3K, hidden], the mask likewise.
         tokens = tokens.reshape(batch, TOKENS_PER_STEP * context, -1)
         token_mask = attention_mask.repeat_interleave(TOKENS_PER_STEP, dim=1)
+        # 3. The Mamba backbone over the token sequence: [B, 3K, hidden].
         hidden = self.backbone(tokens, token_mask)
+        # 4. Predict a_t from the output at s_t's token: [B, K, act_dim].
         return self.predict_action(hidden[:, 1::TOKENS_PER_STEP])
 
     def init_state(self, batch_size: int) -> DecisionMambaState:

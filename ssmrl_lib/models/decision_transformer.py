@@ -1,5 +1,13 @@
 """Decision Transformer (Chen et al. 2021) through ``transformers.DecisionTransformerModel``.
 
+Glossary (paper → code)::
+
+    R̂_t, s_t, a_t      returns_to_go, states, actions   (the three tokens of a step)
+    t                  timesteps (learned embedding, max_ep_len rows)
+    K                  context_len (steps per window; 3K tokens)
+    GPT                Hugging Face's GPT-2 blocks: n_layer, n_head, hidden_size
+    π(s_t | R̂, s, a)   action_preds: tanh head on each state token's output
+
 The wrapper fixes the reference hyperparameters (official repo, gym/experiment.py) and exposes
 the interface every offline sequence model in this library shares: ``forward`` maps a batch of
 DT windows to action predictions, so the trainer and the evaluator never look inside.
@@ -10,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from transformers import DecisionTransformerConfig, DecisionTransformerModel
 
 
@@ -54,13 +62,9 @@ class DecisionTransformer(nn.Module):
         self.model = DecisionTransformerModel(hf_config)
 
     def forward(
-        self,
-        states: torch.Tensor,
-        actions: torch.Tensor,
-        returns_to_go: torch.Tensor,
-        timesteps: torch.Tensor,
-        attention_mask: torch.Tensor,
-    ) -> torch.Tensor:
+        self, states: Tensor, actions: Tensor, returns_to_go: Tensor, timesteps: Tensor,
+        attention_mask: Tensor,
+    ) -> Tensor:
         """Action predictions ``[B, K, act_dim]`` for windows of states, actions and RTG."""
         out = self.model(
             states=states,

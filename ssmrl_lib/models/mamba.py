@@ -1,21 +1,35 @@
 """Mamba (v1, Gu & Dao 2023) in plain PyTorch: the same model as ``transformers.MambaModel``.
 
-Rezaei & Patel wrapped Hugging Face's ``MambaModel``; this is that network written out so the
-selective scan can run on the library's scans and so a rollout can advance it one token at a
-time. Hugging Face's own CPU path materialises ``[B, L, D, N]`` tensors and loops over time
-under autograd; here the scan and the conv run on fused C kernels on CPU (``scan.cpu_kernel``),
-on mamba-ssm's kernels on GPU when installed, or on any ``linear_scan`` backend for comparison
-(``MambaConfig.scan_backend``). Parameter names and shapes are Hugging Face's:
-an HF ``MambaModel`` state dict loads with ``load_state_dict`` once its token embedding
-``embeddings.weight`` is dropped (sequence models here feed embeddings, not token ids).
-Initialisation follows ``MambaPreTrainedModel._init_weights``, so training starts where the
-paper's did.
+Glossary (paper → code)::
 
-Each block: ``x + out_proj(SSM(conv(in_proj(RMSNorm(x)))) ⊙ silu(gate))``. The SSM is diagonal
-and input-dependent: ``Δ, B, C`` are projections of the token, ``A`` is a learned ``[D, N]``
-matrix, and the state ``h [B, D, N]`` obeys ``h_t = exp(Δ_t A) h_{t-1} + Δ_t x_t B_t``,
-``y_t = C_t · h_t + D x_t``. The recurrent mode carries, per layer, the last ``conv_kernel - 1``
-conv inputs and ``h``: O(1) time and memory per token, whatever the context length.
+    D, E           hidden_size, expand;   E·D (the SSM's channels) intermediate_size
+    N              state_size
+    R              dt_rank (rank of Δ's projection)
+    x              the SSM's input [B, L, E·D]: in_proj's first half after conv1d and SiLU
+    z              the gate [B, L, E·D]: in_proj's second half
+    conv           conv1d (depthwise, causal, kernel conv_kernel)
+    A              -exp(A_log) [E·D, N]   (S4D-real start: A = -(1, ..., N))
+    Δ              softplus(dt): dt = dt_proj(x_proj(x)[..., :R])   [B, L, E·D]
+    B, C           x_proj(x)[..., R:R+N], x_proj(x)[..., R+N:]     [B, L, N] each
+    D (the skip)   D [E·D]
+    Ā_t, B̄_t       exp(Δ_t A), Δ_t B_t   (zero-order hold for A, B̄ ≈ Δ B as mamba-ssm computes it)
+    h              LayerState.ssm [B, E·D, N]
+
+One block is ``x + out_proj(SSM(silu(conv(in_proj_x(RMSNorm(x))))) ⊙ silu(z))``, with the
+selective SSM of the paper's equations (2) and Algorithm 2::
+
+    h_t = exp(Δ_t A) h_{t-1} + Δ_t B_t x_t,        y_t = C_t h_t + D x_t.
+
+``selective_scan_reference`` is that loop, written out; training runs the same function on
+``ssmrl_lib.scan.selective_scan`` (fused C kernels on CPU, mamba-ssm's kernels on GPU, or any
+``linear_scan`` backend: ``MambaConfig.scan_backend``), which the tests hold to the reference.
+Acting advances one token at a time (``step``): per layer the last ``conv_kernel - 1`` conv
+inputs and ``h``, O(1) time and memory per token whatever the context length.
+
+Rezaei & Patel wrapped Hugging Face's ``MambaModel``; parameter names and shapes here are
+Hugging Face's, so an HF state dict loads with ``load_state_dict`` once its token embedding
+``embeddings.weight`` is dropped (sequence models here feed embeddings, not token ids), and the
+initialisation is ``MambaPreTrainedModel._init_weights``', so training starts where theirs did.
 """
 
 from __future__ import annotations
@@ -26,21 +40,20 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
 from ssmrl_lib.errors import check_choice
-from ssmrl_lib.models.scan import available_backends, cpu_kernel, linear_scan
-from ssmrl_lib.models.scan import cuda as cuda_scan
-from ssmrl_lib.models.scan import fast as fast_scan
+from ssmrl_lib.scan import causal_conv_silu, selective_scan, selective_scan_backends
 
 
 @dataclass(frozen=True)
 class MambaConfig:
     """Sizes of the backbone; defaults match ``transformers.MambaConfig`` where they overlap.
 
-    ``scan_backend``: ``"auto"`` (mamba-ssm's CUDA kernels on GPU when installed, else
-    ``"fused"``), ``"fused"`` (``scan.fast.selective_scan``), ``"cuda"``, or the name of any
-    ``linear_scan`` backend, which then runs on the discretised ``[B, L, D, N]`` tensors.
+    ``scan_backend``: one of ``ssmrl_lib.scan.selective_scan_backends()``: ``"auto"``
+    (mamba-ssm's CUDA kernels on GPU when installed, else ``"fused"``), ``"fused"``, ``"cuda"``,
+    or the name of any ``linear_scan`` backend, which then runs on the discretised
+    ``[B, L, E·D, N]`` tensors.
     """
 
     hidden_size: int = 128
@@ -65,65 +78,43 @@ class MambaConfig:
         return self.time_step_rank or math.ceil(self.hidden_size / 16)
 
 
-def scan_backends() -> list[str]:
-    """Valid ``MambaConfig.scan_backend`` values."""
-    return ["auto", "fused", "cuda", *available_backends()]
-
-
-def resolve_scan_backend(backend: str, device: torch.device | str) -> str:
-    """The backend ``backend`` runs as on ``device``: ``auto`` is ``cuda`` (mamba-ssm's kernels)
-    on a GPU where mamba-ssm imports, else ``fused``; any other name is itself."""
-    if backend != "auto":
-        return backend
-    on_gpu = torch.device(device).type == "cuda"
-    return "cuda" if on_gpu and cuda_scan.kernels_available() else "fused"
-
-
-def scan_provenance(backend: str, device: torch.device | str) -> str:
-    """What computes the selective scan of ``backend`` on ``device``, for a run's result."""
-    resolved = resolve_scan_backend(backend, device)
-    if resolved == "cuda":
-        return f"cuda (mamba-ssm {cuda_scan.version()} kernels)"
-    if resolved == "fused":
-        on_cpu = torch.device(device).type == "cpu" and cpu_kernel.load() is not None
-        return "fused (C kernels, scan.cpu_kernel)" if on_cpu else "fused (torch ops, scan.fast)"
-    return f"{resolved} (linear_scan on the discretised tensors)"
-
-
 class LayerState(NamedTuple):
     """One block's recurrent state: the last ``conv_kernel - 1`` conv inputs and the SSM state."""
 
-    conv: torch.Tensor  # [B, D, conv_kernel - 1]
-    ssm: torch.Tensor  # [B, D, N]
+    conv: torch.Tensor  # [B, E·D, conv_kernel - 1]
+    ssm: torch.Tensor  # h: [B, E·D, N]
 
 
 MambaState = tuple[LayerState, ...]
 
 
-def gated_selective_scan(
-    x: torch.Tensor,
-    dt: torch.Tensor,
-    A: torch.Tensor,  # noqa: N803 (the paper's names)
-    B: torch.Tensor,  # noqa: N803
-    C: torch.Tensor,  # noqa: N803
-    D: torch.Tensor,  # noqa: N803
-    gate: torch.Tensor,
-    backend: str,
-) -> torch.Tensor:
-    """``(C_t · h_t + D x_t) ⊙ silu(gate_t)`` from ``h_{-1} = 0`` with ``Δ = softplus(dt)``, for
-    ``x, dt, gate [B, L, D]``, ``A [D, N]``, ``B, C [B, L, N]``; ``backend`` as in
-    ``MambaConfig.scan_backend``."""
-    backend = resolve_scan_backend(backend, x.device)
-    if backend == "fused":
-        return fast_scan.selective_scan(x, dt, A, B, C, D, gate)
-    if backend == "cuda":
-        return cuda_scan.selective_scan(x, dt, A, B, C, D, gate)
-    delta = F.softplus(dt)
-    decay = torch.exp(delta.unsqueeze(-1) * A)  # [B, L, D, N]
-    drive = (delta * x).unsqueeze(-1) * B.unsqueeze(2)
-    states = linear_scan(decay, drive, backend=backend)
-    y = (states @ C.unsqueeze(-1)).squeeze(-1)
-    return (y + x * D) * F.silu(gate)
+def selective_ssm_step(
+    h: Tensor, x: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor
+) -> tuple[Tensor, Tensor]:
+    """One step of the selective SSM: ``h_t = exp(Δ_t A) h_{t-1} + Δ_t B_t x_t`` and
+    ``y_t = C_t h_t + D x_t``, for ``h [B, E·D, N]``, ``x, Δ [B, E·D]``, ``A [E·D, N]``,
+    ``B, C [B, N]``, ``D [E·D]``; returns ``y_t [B, E·D]`` and ``h_t``."""
+    decay = torch.exp(delta.unsqueeze(-1) * A)  # Ā_t: [B, E·D, N]
+    h = decay * h + (delta * x).unsqueeze(-1) * B.unsqueeze(1)  # [B, E·D, N]
+    y = (h @ C.unsqueeze(-1)).squeeze(-1) + x * D  # [B, E·D]
+    return y, h
+
+
+def selective_scan_reference(
+    x: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor
+) -> Tensor:
+    """The selective SSM over a sequence as the paper writes it, one step at a time from
+    ``h_{-1} = 0``: ``x, Δ [B, L, E·D]``, ``A [E·D, N]``, ``B, C [B, L, N]`` to ``y [B, L, E·D]``.
+
+    The definition ``ssmrl_lib.scan.selective_scan``'s backends are tested against (they also
+    apply ``Δ = softplus(dt)`` and the gate, which this leaves to the caller).
+    """
+    h = x.new_zeros(x.shape[0], x.shape[2], A.shape[1])  # [B, E·D, N]
+    outputs = []
+    for t in range(x.shape[1]):
+        y, h = selective_ssm_step(h, x[:, t], delta[:, t], A, B[:, t], C[:, t], D)
+        outputs.append(y)
+    return torch.stack(outputs, dim=1)  # [B, L, E·D]
 
 
 def _mask_padding(hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
@@ -189,33 +180,29 @@ class MambaMixer(nn.Module):
     def _ssm_inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``dt`` (``Δ`` before its softplus), ``B``, ``C``: projections of the conv output."""
         rank, n = self.config.dt_rank, self.config.state_size
-        dt, B, C = self.x_proj(x).split([rank, n, n], dim=-1)  # noqa: N806
-        return self.dt_proj(dt), B, C
-
-    def _conv_silu(self, x: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
-        """``silu(conv1d(x))`` on ``[B, L, D]``, causal (left padding, cut to ``L``), padded
-        positions zeroed. One fused C kernel on CPU, else the conv op."""
-        conv = self.conv1d
-        if cpu_kernel.usable(x, conv.weight):
-            return cpu_kernel.causal_conv_silu(x, conv.weight.squeeze(1), conv.bias, attention_mask)
-        x = conv(x.transpose(1, 2))[..., : x.shape[1]].transpose(1, 2)
-        return _mask_padding(F.silu(x), attention_mask)
+        dt, B, C = self.x_proj(x).split([rank, n, n], dim=-1)  # [..., R], [..., N], [..., N]
+        return self.dt_proj(dt), B, C  # dt: [..., E·D]
 
     def forward(
         self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """``[B, L, hidden]`` -> ``[B, L, hidden]``; positions with mask 0 cannot affect others."""
+        """``[B, L, D]`` -> ``[B, L, D]``; positions with mask 0 cannot affect others."""
+        # 1. Padded positions are zeroed, so they drive neither the conv nor the state.
         hidden = _mask_padding(hidden, attention_mask)
-        # in_proj as two products instead of one and a chunk: the halves (and their gradients)
-        # then need no copying into contiguous tensors for the kernels.
+        # 2. Input and gate projections, as two products instead of one and a chunk: the halves
+        #    (and their gradients) then need no copying into contiguous tensors for the kernels.
         inner = self.config.intermediate_size
-        x = F.linear(hidden, self.in_proj.weight[:inner])
-        gate = F.linear(hidden, self.in_proj.weight[inner:])
-        x = self._conv_silu(x, attention_mask)
-        dt, B, C = self._ssm_inputs(x)  # noqa: N806
-        A = -torch.exp(self.A_log.float())  # noqa: N806
-        y = gated_selective_scan(x, dt, A, B, C, self.D, gate, self.config.scan_backend)
-        return self.out_proj(y)
+        x = F.linear(hidden, self.in_proj.weight[:inner])  # [B, L, E·D]
+        z = F.linear(hidden, self.in_proj.weight[inner:])  # [B, L, E·D]
+        # 3. Causal depthwise conv and SiLU (padded positions zeroed again).
+        x = causal_conv_silu(x, self.conv1d.weight, self.conv1d.bias, attention_mask)
+        # 4. Input-dependent Δ, B, C; the fixed A.
+        dt, B, C = self._ssm_inputs(x)  # [B, L, E·D], [B, L, N], [B, L, N]
+        A = -torch.exp(self.A_log.float())  # [E·D, N]
+        # 5. The selective scan with the D skip and the gate: (y + D x) ⊙ silu(z).
+        y = selective_scan(x, dt, A, B, C, self.D, z, self.config.scan_backend)  # [B, L, E·D]
+        # 6. Back to the model width.
+        return self.out_proj(y)  # [B, L, D]
 
     def init_state(self, batch_size: int) -> LayerState:
         weight = self.A_log
@@ -226,17 +213,14 @@ class MambaMixer(nn.Module):
         )
 
     def step(self, hidden: torch.Tensor, state: LayerState) -> tuple[torch.Tensor, LayerState]:
-        """One token ``[B, hidden]``: the conv sees the stored inputs, the SSM one update."""
-        x, gate = self.in_proj(hidden).chunk(2, dim=-1)
-        window = torch.cat([state.conv, x.unsqueeze(-1)], dim=-1)  # [B, D, conv_kernel]
+        """One token ``[B, D]``: ``forward``'s steps for one position, from the stored state."""
+        x, z = self.in_proj(hidden).chunk(2, dim=-1)  # [B, E·D] each
+        window = torch.cat([state.conv, x.unsqueeze(-1)], dim=-1)  # [B, E·D, conv_kernel]
         x = F.silu((window * self.conv1d.weight.squeeze(1)).sum(-1) + self.conv1d.bias)
-        dt, B, C = self._ssm_inputs(x)  # noqa: N806
-        delta = F.softplus(dt)
-        A = -torch.exp(self.A_log.float())  # noqa: N806
-        ssm = torch.exp(delta.unsqueeze(-1) * A) * state.ssm
-        ssm = ssm + (delta * x).unsqueeze(-1) * B.unsqueeze(1)
-        y = (ssm @ C.unsqueeze(-1)).squeeze(-1)
-        out = self.out_proj((y + x * self.D) * F.silu(gate))
+        dt, B, C = self._ssm_inputs(x)  # [B, E·D], [B, N], [B, N]
+        A = -torch.exp(self.A_log.float())  # [E·D, N]
+        y, ssm = selective_ssm_step(state.ssm, x, F.softplus(dt), A, B, C, self.D)
+        out = self.out_proj(y * F.silu(z))  # [B, D]
         return out, LayerState(conv=window[..., 1:], ssm=ssm)
 
 
@@ -263,7 +247,7 @@ class MambaBackbone(nn.Module):
 
     def __init__(self, config: MambaConfig):
         super().__init__()
-        check_choice("Mamba scan backend", config.scan_backend, scan_backends())
+        check_choice("Mamba scan backend", config.scan_backend, selective_scan_backends())
         self.config = config
         self.layers = nn.ModuleList(MambaBlock(config) for _ in range(config.n_layer))
         self.norm_f = RMSNorm(config.hidden_size, config.layer_norm_epsilon)

@@ -12,6 +12,12 @@ and training replays whole rollouts with the same flags, which gives the same ou
 
 States are one tensor per core with the batch on dim 1 (``[layers, B, ...]``), so a rollout's
 start state can be stored and minibatches of environments cut from it with ``state[:, idx]``.
+
+Glossary (Lu et al. 2023 → code)::
+
+    S5 with ⊕ / without ⊕      "s5" / "s5_noreset": S5Core(use_reset=True / False)
+    GRU, LSTM, MLP baselines   "gru", "lstm", "mlp": GRUCore, LSTMCore, MLPCore
+    d_t (episode start)        reset[:, t] (the previous step's done)
 """
 
 from __future__ import annotations

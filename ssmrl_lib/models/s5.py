@@ -5,9 +5,23 @@ One S5 layer is a diagonal complex linear SSM shared by all ``H`` input channels
     x_t = Λ̄ x_{t-1} + B̄ u_t          (x_t = B̄ u_t where reset_t: a new episode starts)
     y_t = 2 Re(C̃ x_t) + D u_t
 
-Training runs the recurrence over whole rollouts with the library's ``linear_scan`` (log-depth
-on the associative backend); acting runs it one step at a time with ``step``. Both compute the
-same function, so a policy can be trained on sequences and deployed recurrently.
+Glossary (paper → code)::
+
+    H, P                    d_model, d_state;   P/2 modes kept: n_modes
+    Λ = Λ_re + iΛ_im        lambda_re, lambda_im         (HiPPO-LegS eigenvalues at init)
+    B̃ = V⁻¹B, C̃ = CV        b_re + i b_im, c_re + i c_im (V: eigenvectors of HiPPO-LegS)
+    D, Δ                    d, log_step.exp()
+    Λ̄, B̄                    discretize()                 (zero-order hold)
+    u_t, x_t, y_t           u, the state (x / state), the output
+    ⊕ (resettable)          ssmrl_lib.scan.linear_scan(..., reset)
+    W₁, W₂; W               FullGLU.out1, FullGLU.out2; HalfGLU.gate
+
+Shapes: ``u`` is ``[B, L, H]`` (``[B, H]`` for ``step``), the state ``[B, P/2]`` complex per
+layer (``[n_layers, B, P/2]`` for a stack), ``reset`` ``[B, L]`` (``[B]`` for ``step``) bool.
+
+Training runs the recurrence over whole rollouts with ``linear_scan`` (log-depth on its
+associative backend); acting runs it one step at a time with ``step``. Both compute the same
+function, so a policy can be trained on sequences and deployed recurrently.
 
 Only half of the ``P`` eigenvalues are stored: the HiPPO matrix is real, so its eigenvalues come
 in conjugate pairs whose contributions to ``y`` are conjugates of each other; keeping one of
@@ -32,19 +46,6 @@ with B ~ N(0, 1/H), C ~ N(0, 1/P) per part and torch's default ``nn.Linear`` for
 
 Both blocks draw D ~ N(0, 1) and log Δ uniform in [log Δ_min, log Δ_max], one Δ per kept mode,
 and discretise by zero-order hold; for H = P (every profile here) their B coincide in law.
-
-Glossary (paper → code)::
-
-    H, P           d_model, d_state        P/2 modes kept: n_modes
-    Λ = Λ_re + iΛ_im        lambda_re, lambda_im
-    B̃ = V⁻¹B, C̃ = CV       b_re + i b_im, c_re + i c_im   (V: eigenvectors of HiPPO-LegS)
-    D, Δ           d, log_step.exp()
-    Λ̄, B̄           discretize()
-    ⊕ (resettable) linear_scan(..., reset)
-    W₁, W₂         FullGLU.out1, FullGLU.out2      W   HalfGLU.gate
-
-Shapes: ``u`` is ``[B, L, H]`` (``[B, H]`` for ``step``), the state ``[B, P/2]`` complex per
-layer (``[n_layers, B, P/2]`` for a stack), ``reset`` ``[B, L]`` (``[B]`` for ``step``) bool.
 """
 
 from __future__ import annotations
@@ -54,10 +55,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
 from ssmrl_lib.errors import SsmrlError, check_choice
-from ssmrl_lib.models.scan import linear_scan
+from ssmrl_lib.scan import linear_scan
 
 S5_BLOCKS = ("authors", "prenorm")
 
@@ -178,28 +179,25 @@ class S5Layer(nn.Module):
         return torch.zeros(batch_size, self.n_modes, dtype=dtype, device=self.d.device)
 
     def forward(
-        self,
-        u: torch.Tensor,
-        state: torch.Tensor | None = None,
-        reset: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, u: Tensor, state: Tensor | None = None, reset: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Outputs ``[B, L, H]`` and the final state ``[B, P/2]`` for a whole sequence."""
+        # 1. Discretise: Λ̄ [P/2], B̄ [P/2, H] (complex).
         lam_bar, b_bar = self.discretize()
+        # 2. All states x_t = Λ̄ x_{t-1} + B̄ u_t, cut at resets: [B, L, P/2].
         x = linear_scan(lam_bar, self._drive(u, b_bar), state, reset, self.config.scan_backend)
+        # 3. Read out y_t = 2 Re(C̃ x_t) + D u_t: [B, L, H].
         return self._readout(x, u), x[:, -1]
 
     def step(
-        self,
-        u: torch.Tensor,
-        state: torch.Tensor,
-        reset: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, u: Tensor, state: Tensor, reset: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """One recurrent step: ``u`` ``[B, H]`` and ``state`` ``[B, P/2]`` to output and state."""
         lam_bar, b_bar = self.discretize()
-        if reset is not None:
+        if reset is not None:  # a new episode starts from x_{-1} = 0
             state = state * (1 - reset.float()).unsqueeze(-1)
-        state = lam_bar * state + self._drive(u, b_bar)
-        return self._readout(state, u), state
+        state = lam_bar * state + self._drive(u, b_bar)  # x_t: [B, P/2]
+        return self._readout(state, u), state  # y_t: [B, H]
 
 
 class FullGLU(nn.Module):
@@ -249,20 +247,14 @@ class S5Block(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(
-        self,
-        x: torch.Tensor,
-        state: torch.Tensor | None = None,
-        reset: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, x: Tensor, state: Tensor | None = None, reset: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         y, state = self.ssm(self.norm(x), state, reset)
         return x + self.dropout(self.glu(y)), state
 
     def step(
-        self,
-        x: torch.Tensor,
-        state: torch.Tensor,
-        reset: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, x: Tensor, state: Tensor, reset: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         y, state = self.ssm.step(self.norm(x), state, reset)
         return x + self.dropout(self.glu(y)), state
 
@@ -286,11 +278,8 @@ class S5Stack(nn.Module):
         return torch.stack([blk.ssm.initial_state(batch_size) for blk in self.blocks])
 
     def forward(
-        self,
-        x: torch.Tensor,
-        state: torch.Tensor | None = None,
-        reset: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, x: Tensor, state: Tensor | None = None, reset: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """``x`` ``[B, L, H]`` to outputs ``[B, L, H]`` and final states ``[n_layers, B, P/2]``."""
         finals = []
         for i, block in enumerate(self.blocks):
@@ -299,11 +288,8 @@ class S5Stack(nn.Module):
         return self.norm(x), torch.stack(finals)
 
     def step(
-        self,
-        x: torch.Tensor,
-        state: torch.Tensor,
-        reset: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, x: Tensor, state: Tensor, reset: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """One step for acting: ``x`` ``[B, H]``, ``state`` ``[n_layers, B, P/2]``."""
         finals = []
         for i, block in enumerate(self.blocks):

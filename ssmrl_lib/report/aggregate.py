@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-CONFIDENCE = 0.95
+from ssmrl_lib.report.verdicts import CONFIDENCE
+
 RESAMPLES = 2_000
 
 

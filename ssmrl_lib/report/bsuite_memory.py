@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ssmrl_lib.report.popgym import MODEL_LABELS
+from ssmrl_lib.report.labels import MODEL_LABELS
 
 
 def paper_value(model: str, length: int) -> str | None:
@@ -27,7 +27,7 @@ def paper_value(model: str, length: int) -> str | None:
     return None
 
 
-def runs_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
+def bsuite_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame([
         {
             "length": r["config"]["memory_length"],

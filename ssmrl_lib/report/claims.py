@@ -18,6 +18,7 @@ import pandas as pd
 
 from ssmrl_lib.meta_envs import DMC_STEP_LIMIT
 from ssmrl_lib.report import verdicts
+from ssmrl_lib.report.labels import MODEL_LABELS
 from ssmrl_lib.report.milestones import curve
 from ssmrl_lib.report.paper_numbers import (
     CORL_DT_STD,
@@ -38,6 +39,9 @@ from ssmrl_lib.report.paper_numbers import (
     LU2023_META_DMC_HELDOUT,
     LU2023_META_DMC_TRAIN,
     LU2023_NORMALIZED_MMER,
+    LU2023_PAPER_STEPS,
+    LU2023_TABLE5,
+    LU2023_WALL_TIME_S,
     LV2024_DECISION_MAMBA,
     LV2024_DT,
     MIN_DT_20K,
@@ -47,8 +51,6 @@ from ssmrl_lib.report.paper_numbers import (
     REZAEI_TABLE2,
     REZAEI_TABLE3,
 )
-from ssmrl_lib.report.popgym import LU2023_PAPER_STEPS, LU2023_TABLE5, LU2023_WALL_TIME_S
-from ssmrl_lib.report.popgym import MODEL_LABELS as CORE_LABELS
 from ssmrl_lib.report.tables import dataset_quality
 from ssmrl_lib.report.verdicts import Milestone, Verdict
 
@@ -361,7 +363,7 @@ def popgym_claims(runs: Runs, benchmarks: dict[str, Any]) -> list[Claim]:
         points = curve(_ppo_runs(runs, "popgym_ppo", model, env=task), _mmer)
         curves[(model, task)] = points
         rows.append(_value_claim(
-            chapter, f"Table 5: {CORE_LABELS[model]} MMER on {task}", f"{mean} ± {std}", points,
+            chapter, f"Table 5: {MODEL_LABELS[model]} MMER on {task}", f"{mean} ± {std}", points,
             (mean - std - POPGYM_TOLERANCE, mean + std + POPGYM_TOLERANCE), LU2023_PAPER_STEPS,
             digits=2))
     rows.append(_relation_claim(
@@ -376,7 +378,7 @@ def popgym_claims(runs: Runs, benchmarks: dict[str, Any]) -> list[Claim]:
         points = _normalized_mmer(runs, model, run_tasks)
         missing = len(tasks) - len(run_tasks)
         rows.append(_value_claim(
-            chapter, f"Fig. 3: {CORE_LABELS[model]}'s final normalized MMER", f"≈{paper}",
+            chapter, f"Fig. 3: {MODEL_LABELS[model]}'s final normalized MMER", f"≈{paper}",
             points,
             (paper - NORMALIZED_TOLERANCE, paper + NORMALIZED_TOLERANCE), LU2023_PAPER_STEPS,
             digits=2, comparable=f"only {len(run_tasks)} of the {len(tasks)} tasks run"
@@ -475,7 +477,7 @@ def meta_rl_claims(runs: Runs) -> list[Claim]:
     for model, paper in LU2023_META_CARTPOLE_MMER.items():
         points = curve(_ppo_runs(runs, "meta_rl_cartpole", model), _mmer)
         rows.append(_value_claim(
-            chapter, f"Meta-RL 1: {CORE_LABELS[model]}'s final MMER (of 16)",
+            chapter, f"Meta-RL 1: {MODEL_LABELS[model]}'s final MMER (of 16)",
             f"≈{paper}", points, (paper - CARTPOLE_MMER_TOLERANCE, paper +
                                  CARTPOLE_MMER_TOLERANCE), FULL_CARTPOLE_STEPS, digits=2,
             comparable=comparable))
@@ -488,7 +490,7 @@ def meta_rl_claims(runs: Runs) -> list[Claim]:
             f"{LU2023_META_CARTPOLE_EVAL_TRIALS})"
             if evaluated and evaluated != {LU2023_META_CARTPOLE_EVAL_TRIALS} else None)
         rows.append(_value_claim(
-            chapter, f"Meta-RL 1: {CORE_LABELS[model]}'s return per trial, trials 17–32",
+            chapter, f"Meta-RL 1: {MODEL_LABELS[model]}'s return per trial, trials 17–32",
             f"≈{low}–{high}", points,
             (low - PER_TRIAL_TOLERANCE, high + PER_TRIAL_TOLERANCE), FULL_CARTPOLE_STEPS,
             digits=2, comparable=beyond_comparable))
@@ -546,17 +548,17 @@ def _dmc_claims(runs: Runs) -> list[Claim]:
             text = f"≈{low:.0f}" if low == high else f"≈{low:.0f}–{high:.0f}"
             points = curve(_ppo_runs(runs, "meta_rl_dmc", model), _dmc_split(split))
             rows.append(_value_claim(
-                chapter, f"Meta-RL 2: {CORE_LABELS[model]}'s mean return, {split} tasks",
+                chapter, f"Meta-RL 2: {MODEL_LABELS[model]}'s mean return, {split} tasks",
                 text, points,
                 (low - DMC_TOLERANCE, high + DMC_TOLERANCE), LU2023_META_DMC_FRAMES, digits=0,
                 comparable=muesli))
         for better, worse in (("s5", "lstm"), ("lstm", "mlp")):
             rows.append(_relation_claim(
-                chapter, f"Meta-RL 2: {CORE_LABELS[better]} beats {CORE_LABELS[worse]} on the "
-                f"{split} tasks", f"{CORE_LABELS[better]} > {CORE_LABELS[worse]}",
+                chapter, f"Meta-RL 2: {MODEL_LABELS[better]} beats {MODEL_LABELS[worse]} on the "
+                f"{split} tasks", f"{MODEL_LABELS[better]} > {MODEL_LABELS[worse]}",
                 curve(_ppo_runs(runs, "meta_rl_dmc", better), _dmc_split(split)),
                 curve(_ppo_runs(runs, "meta_rl_dmc", worse), _dmc_split(split)),
-                (CORE_LABELS[better], CORE_LABELS[worse]), "beats", LU2023_META_DMC_FRAMES,
+                (MODEL_LABELS[better], MODEL_LABELS[worse]), "beats", LU2023_META_DMC_FRAMES,
                 digits=0))
     for task in LU2023_META_DMC_FAILED:
         per_model = {m: curve([r for r in _ppo_runs(runs, "meta_rl_dmc", m)
@@ -570,7 +572,7 @@ def _dmc_claims(runs: Runs) -> list[Claim]:
         points = next(iter(per_model.values()), [])
         rows.append(Claim(
             chapter, f"Meta-RL 2: {task} fails for every model", "fails for all (≤ 50)",
-            "; ".join(f"{CORE_LABELS[m]} {_ours(p, 0)}" for m, p in per_model.items())
+            "; ".join(f"{MODEL_LABELS[m]} {_ours(p, 0)}" for m, p in per_model.items())
             or "not run", _budget(points, LU2023_META_DMC_FRAMES)[1], verdict))
     return rows
 
@@ -594,7 +596,7 @@ def popgym_peers_table(runs: Runs) -> pd.DataFrame:
         if not any(ours.values()):
             continue
         row = {"task": task}
-        row.update({f"ours: {CORE_LABELS[m]}": _ours(p, 2) for m, p in ours.items()})
+        row.update({f"ours: {MODEL_LABELS[m]}": _ours(p, 2) for m, p in ours.items()})
         row.update({f"cited: {m.upper()} (POPGym paper)": f"{v[task]:.3f}"
                     for m, v in POPGYM_PAPER_MMER.items()})
         rows.append(row)

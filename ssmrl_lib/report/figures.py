@@ -24,7 +24,7 @@ def _band(ax: plt.Axes, x: np.ndarray, curves: list[np.ndarray], label: str) -> 
     ax.fill_between(x, mean - std, mean + std, alpha=0.25)
 
 
-def plot_training_curves(results: list[dict[str, Any]]) -> plt.Figure:
+def plot_offline_training_curves(results: list[dict[str, Any]]) -> plt.Figure:
     """Training loss (top) and normalized score during training (bottom), one column per env."""
     groups = _grouped(results)
     envs = sorted({env for env, _ in groups})

@@ -13,13 +13,13 @@ from typing import Any
 import pandas as pd
 
 from ssmrl_lib.paths import REPO_ROOT
-from ssmrl_lib.report.popgym import MODEL_LABELS, THROUGHPUT_WORKLOADS
+from ssmrl_lib.report.labels import MODEL_LABELS, THROUGHPUT_WORKLOADS
 from ssmrl_lib.report.provenance import benchmark_caption
 
 RESULTS = REPO_ROOT / "benchmarks" / "results"
 
 
-def load(name: str) -> dict[str, Any] | None:
+def load_gpu_result(name: str) -> dict[str, Any] | None:
     """``benchmarks/results/<name>_gpu.json``, or None when it is absent or a dry run's."""
     path = RESULTS / f"{name}_gpu.json"
     if not path.exists():
@@ -28,7 +28,7 @@ def load(name: str) -> dict[str, Any] | None:
     return None if result.get("dry_run") else result
 
 
-def caption(result: dict[str, Any]) -> str:
+def gpu_caption(result: dict[str, Any]) -> str:
     """Where a GPU result was recorded: the GPU, Decision Mamba's scan, the code commit."""
     return (
         f"**On the GPU ({result['gpu_name']})**, Decision Mamba's selective scan: "
@@ -38,7 +38,8 @@ def caption(result: dict[str, Any]) -> str:
 
 def missing(names: list[str]) -> str:
     """The line saying which of ``names`` have no GPU result yet (empty when none)."""
-    absent = [f"`benchmarks/results/{name}_gpu.json`" for name in names if load(name) is None]
+    absent = [f"`benchmarks/results/{name}_gpu.json`" for name in names
+              if load_gpu_result(name) is None]
     if not absent:
         return ""
     return (
@@ -76,7 +77,7 @@ def full_runs_table(gpu: dict[str, Any]) -> pd.DataFrame:
     ])
 
 
-def throughput_table(gpu: dict[str, Any]) -> pd.DataFrame:
+def gpu_throughput_table(gpu: dict[str, Any]) -> pd.DataFrame:
     """PPO end to end on the GPU per core, by the wall clock (on a GPU the host's CPU time
     counts waiting, not work), with the paper's S5/GRU figure beside S5."""
     paper = gpu["paper_claim"]["s5_over_gru_speed"]

@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 
 from ssmrl_lib.data.behavior import policies_root, read_evaluations
-from ssmrl_lib.envs import TASKS
+from ssmrl_lib.envs import MUJOCO_TASKS
 from ssmrl_lib.report import aggregate
 from ssmrl_lib.report.claims import ENV_LABELS, Runs, offline_curve
+from ssmrl_lib.report.labels import MODEL_LABELS
 from ssmrl_lib.report.meta_rl import trial_return_curves
 from ssmrl_lib.report.paper_numbers import DT_PAPER
-from ssmrl_lib.report.popgym import MODEL_LABELS
 
 SIZE = (3.4, 2.3)
 
@@ -35,7 +35,7 @@ def _done(fig: plt.Figure, ax: plt.Axes) -> plt.Figure:
 def datasets_figure() -> plt.Figure:
     """Each behaviour policy's normalized score over its training."""
     fig, ax = _figure("behaviour policies")
-    for env in TASKS:
+    for env in MUJOCO_TASKS:
         evaluations = read_evaluations(policies_root() / env)
         if evaluations:
             ax.plot([r["step"] for r in evaluations], [r["normalized_mean"] for r in evaluations],

@@ -1,5 +1,6 @@
 """Tables and figures of the Mamba-vs-DT chapter (Rezaei & Patel's Tables 2–3, and beyond);
-its verdicts are ``report.claims.rezaei_claims``."""
+its runs' frame is ``report.tables.offline_frame``, its verdicts ``report.claims.rezaei_claims``,
+its parameter counts ``evaluate.code_checks.parameter_counts``."""
 
 from __future__ import annotations
 
@@ -9,52 +10,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ssmrl_lib.models.decision_mamba import DecisionMamba
-from ssmrl_lib.models.decision_transformer import (
-    DecisionTransformer,
-    SequenceModelConfig,
-    count_trainable_parameters,
-)
 from ssmrl_lib.report.paper_numbers import REZAEI_TABLE2, REZAEI_TABLE3
+from ssmrl_lib.report.tables import model_label
 from ssmrl_lib.report.verdicts import interval_text, mean_interval
-
-
-def model_label(model: str, mode: str) -> str:
-    """``dt``, ``mamba (recurrent)``, ``mamba (window)``: DT only acts one way."""
-    return model if model == "dt" else f"{model} ({mode})"
-
-
-def parameter_counts(config: SequenceModelConfig) -> dict[str, int]:
-    """Trainable parameters of DT and Decision Mamba built with ``config``.
-
-    The paper quotes 1.2M (DT) and 900k (Mamba) without sizes; counting with Hugging Face's
-    default timestep table (``max_ep_len=4096``) instead of ours (1000) shows which sizes match.
-    """
-    return {
-        "dt": count_trainable_parameters(DecisionTransformer(config)),
-        "mamba": count_trainable_parameters(DecisionMamba(config)),
-    }
-
-
-def returns_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per (run, mode, target): every episode's return and the per-seed mean score."""
-    rows = []
-    for result in results:
-        config = result["config"]
-        for evaluation in result["evaluations"]:
-            mode = evaluation.get("mode", "window")
-            rows.append({
-                "env": config["env"],
-                "model": config["model_name"],
-                "label": model_label(config["model_name"], mode),
-                "seed": config["seed"],
-                "target": evaluation["target"],
-                "returns": evaluation["returns"],
-                "score_mean": evaluation["score_mean"],
-                "final_loss": result["final_loss"],
-                "parameters": result["parameters"],
-            })
-    return pd.DataFrame(rows)
 
 
 def table2(frame: pd.DataFrame) -> pd.DataFrame:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ssmrl_lib.meta_envs import DMC_STEP_LIMIT
+from ssmrl_lib.report.labels import MODEL_LABELS
 from ssmrl_lib.report.paper_numbers import (
     LU2023_META_CARTPOLE_BEYOND,
     LU2023_META_CARTPOLE_GRU_OVER_S5_TIME,
@@ -25,7 +26,6 @@ from ssmrl_lib.report.paper_numbers import (
     LU2023_META_DMC_HELDOUT,
     LU2023_META_DMC_TRAIN,
 )
-from ssmrl_lib.report.popgym import MODEL_LABELS
 
 
 def _label(model: str) -> str:

@@ -120,3 +120,26 @@ LU2023_NORMALIZED_MMER = {"s5": 0.96, "s5_noreset": 0.90, "gru": 0.68, "mlp": 0.
 # length 4096 (GiB) of one model each.
 LU2023_BSUITE_RUNTIME_2048_S = {"attention": 52_700.0, "lstm": 4_500.0, "s5": 3_000.0}
 LU2023_BSUITE_MEMORY_4096_GIB = {"attention": 48.5, "s5": 3.1, "lstm": 1.6}
+
+# Lu et al. (2023), Table 5: (model, task) -> (mean, std) MMER.
+LU2023_TABLE5 = {
+    ("s5", "PositionOnlyCartPoleHard"): (1.0, 0.0),
+    ("s5", "NoisyPositionOnlyCartPoleHard"): (0.28, 0.0),
+    ("s5", "PositionOnlyPendulumHard"): (0.79, 0.01),
+    ("s5", "NoisyPositionOnlyPendulumHard"): (0.55, 0.01),
+    ("s5", "RepeatPreviousHard"): (0.91, 0.01),
+    ("gru", "PositionOnlyCartPoleHard"): (1.0, 0.0),
+    ("gru", "NoisyPositionOnlyCartPoleHard"): (0.27, 0.0),
+    ("gru", "PositionOnlyPendulumHard"): (0.75, 0.0),
+    ("gru", "NoisyPositionOnlyPendulumHard"): (0.61, 0.01),
+    ("gru", "RepeatPreviousHard"): (-0.46, 0.01),
+    ("mlp", "PositionOnlyCartPoleHard"): (0.26, 0.0),
+    ("mlp", "NoisyPositionOnlyCartPoleHard"): (0.22, 0.0),
+    ("mlp", "PositionOnlyPendulumHard"): (0.41, 0.02),
+    ("mlp", "NoisyPositionOnlyPendulumHard"): (0.34, 0.01),
+    ("mlp", "RepeatPreviousHard"): (-0.48, 0.0),
+}
+# Lu et al. (2023), end-to-end training time on one A40 (text and Figure 3), seconds.
+LU2023_WALL_TIME_S = {"s5": 1_750.0, "gru": 11_800.0}
+# Lu et al. (2023)'s POPGym budget per run: 15M environment steps.
+LU2023_PAPER_STEPS = 15_000_000

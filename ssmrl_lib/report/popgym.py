@@ -1,9 +1,9 @@
 """Tables and figures of the POPGym PPO runs, beside Lu et al. (2023)'s published numbers.
 
 Paper numbers are Lu et al.'s Table 5 (MMER on the Hard tasks, mean ± std over 8 seeds, 15M
-steps) and their end-to-end training times (≈1,750 s for S5 and ≈11,800 s for GRU on one A40).
-They only ever appear in columns labelled "paper"; the verdicts are
-``report.claims.popgym_claims``.
+steps) and their end-to-end training times (≈1,750 s for S5 and ≈11,800 s for GRU on one A40),
+from ``report.paper_numbers``. They only ever appear in columns labelled "paper"; the verdicts
+are ``report.claims.popgym_claims``.
 """
 
 from __future__ import annotations
@@ -15,36 +15,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ssmrl_lib.provenance import library_versions
-
-# Lu et al. (2023), Table 5: (model, task) -> (mean, std) MMER.
-LU2023_TABLE5 = {
-    ("s5", "PositionOnlyCartPoleHard"): (1.0, 0.0),
-    ("s5", "NoisyPositionOnlyCartPoleHard"): (0.28, 0.0),
-    ("s5", "PositionOnlyPendulumHard"): (0.79, 0.01),
-    ("s5", "NoisyPositionOnlyPendulumHard"): (0.55, 0.01),
-    ("s5", "RepeatPreviousHard"): (0.91, 0.01),
-    ("gru", "PositionOnlyCartPoleHard"): (1.0, 0.0),
-    ("gru", "NoisyPositionOnlyCartPoleHard"): (0.27, 0.0),
-    ("gru", "PositionOnlyPendulumHard"): (0.75, 0.0),
-    ("gru", "NoisyPositionOnlyPendulumHard"): (0.61, 0.01),
-    ("gru", "RepeatPreviousHard"): (-0.46, 0.01),
-    ("mlp", "PositionOnlyCartPoleHard"): (0.26, 0.0),
-    ("mlp", "NoisyPositionOnlyCartPoleHard"): (0.22, 0.0),
-    ("mlp", "PositionOnlyPendulumHard"): (0.41, 0.02),
-    ("mlp", "NoisyPositionOnlyPendulumHard"): (0.34, 0.01),
-    ("mlp", "RepeatPreviousHard"): (-0.48, 0.0),
-}
-# Lu et al. (2023), end-to-end training time on one A40 (text and Figure 3), seconds.
-LU2023_WALL_TIME_S = {"s5": 1_750.0, "gru": 11_800.0}
-LU2023_PAPER_STEPS = 15_000_000
-MODEL_LABELS = {
-    "s5": "S5 (⊕ resets)", "s5_noreset": "S5 (no resets)", "gru": "GRU", "lstm": "LSTM",
-    "mlp": "MLP",
-}
+from ssmrl_lib.report.labels import MODEL_LABELS, THROUGHPUT_WORKLOADS
+from ssmrl_lib.report.paper_numbers import LU2023_PAPER_STEPS, LU2023_TABLE5, LU2023_WALL_TIME_S
 
 
-def runs_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
+def popgym_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per run: task, model, seed, MMER, steps, training time, speed."""
     rows = []
     for result in results:
@@ -193,32 +168,6 @@ def wall_time_table(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def provenance_markdown(
-    profile: str, results: list[dict], envs: list[str], notebook_wall_time_s: float,
-    source: str = "popgym",
-) -> str:
-    """A MyST admonition: profile, environments, hardware, commit, versions, wall time."""
-    hardware_seen = sorted({r["hardware"] for r in results})
-    commits = sorted({r["commit"] for r in results})
-    devices = sorted({r["device"] for r in results})
-    run_time = sum(r["train_time_s"] for r in results)
-    versions = results[0]["versions"] if results else library_versions()
-    version_text = ", ".join(f"{k} {v}" for k, v in versions.items())
-    return "\n".join([
-        ":::{admonition} Provenance",
-        ":class: note",
-        f"- **profile**: `{profile}`",
-        f"- **environments**: {', '.join(f'`{e}`' for e in envs)} ({source})",
-        f"- **runs**: {len(results)}, total training time {run_time / 60:.1f} min on "
-        f"{', '.join(devices)} (this execution of the notebook: "
-        f"{notebook_wall_time_s / 60:.1f} min; finished runs are reused from the cache)",
-        f"- **hardware**: {'; '.join(hardware_seen)}",
-        f"- **code commit**: {', '.join(f'`{c}`' for c in commits)}",
-        f"- **versions**: {version_text}",
-        ":::",
-    ])
-
-
 def plot_scan_benchmark(benchmark: dict[str, Any]) -> plt.Figure:
     """Median time against sequence length per model, forward and forward+backward, log-log
     (``benchmarks/scan_vs_rnn.py``'s recorded result)."""
@@ -243,12 +192,6 @@ def plot_scan_benchmark(benchmark: dict[str, Any]) -> plt.Figure:
     )
     fig.tight_layout()
     return fig
-
-
-THROUGHPUT_WORKLOADS = {
-    "paper": "paper's (Table 3)",
-    "small": "small",
-}
 
 
 def throughput_table(benchmark: dict[str, Any]) -> pd.DataFrame:

@@ -17,25 +17,33 @@ def benchmark_caption(machine: dict) -> str:
 
 
 def provenance_markdown(
-    profile: str, results: list[dict], datasets: list[str], notebook_wall_time_s: float
+    profile: str, results: list[dict], inputs: list[str], notebook_wall_time_s: float,
+    source: str | None = None,
 ) -> str:
-    """A MyST admonition saying which profile, data, hardware and commit produced the numbers."""
+    """A MyST admonition saying which profile, data, hardware and commit produced the numbers.
+
+    ``inputs`` are the datasets the runs learned from, or, with ``source`` (the suite they come
+    from, e.g. ``popgym``), the environments they trained in. The runs' time is their training
+    time where they record one (the online runs' ``train_time_s``), else their wall time.
+    """
     hardware_seen = sorted({r["hardware"] for r in results})
     # results recorded before runs named their device ran on the CPU
     devices = sorted({r.get("device", "cpu") for r in results})
     scans = sorted({r["scan_backend"] for r in results if "scan_backend" in r})
     commits = sorted({r["commit"] for r in results})
-    run_time = sum(r["wall_time_s"] for r in results)
+    trained = bool(results) and all("train_time_s" in r for r in results)
+    run_time = sum(r["train_time_s" if trained else "wall_time_s"] for r in results)
     versions = results[0]["versions"] if results else library_versions()
     version_text = ", ".join(f"{k} {v}" for k, v in versions.items())
+    names = ", ".join(f"`{name}`" for name in inputs)
     lines = [
         "```{admonition} Provenance",
         ":class: note",
         f"- **profile**: `{profile}`",
-        f"- **datasets**: {', '.join(f'`{d}`' for d in datasets)}",
-        f"- **runs**: {len(results)}, total run wall time {run_time / 60:.1f} min "
-        f"(this execution of the notebook: {notebook_wall_time_s / 60:.1f} min; finished runs "
-        "are reused from the cache)",
+        f"- **environments**: {names} ({source})" if source else f"- **datasets**: {names}",
+        f"- **runs**: {len(results)}, total {'training' if trained else 'run wall'} time "
+        f"{run_time / 60:.1f} min (this execution of the notebook: "
+        f"{notebook_wall_time_s / 60:.1f} min; finished runs are reused from the cache)",
         f"- **hardware**: {'; '.join(hardware_seen)}",
         f"- **device**: {', '.join(devices)}"
         + (f"; Decision Mamba's scan: {'; '.join(scans)}" if scans else ""),

@@ -21,22 +21,31 @@ def dataset_quality(dataset_id: str) -> str:
     return match.group(1) if match else dataset_id
 
 
-def runs_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per (run, return target) with its final evaluation."""
+def model_label(model: str, mode: str) -> str:
+    """``dt``, ``mamba (recurrent)``, ``mamba (window)``: DT only acts one way."""
+    return model if model == "dt" else f"{model} ({mode})"
+
+
+def offline_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per (offline run, acting mode, return target) with its final evaluation: every
+    episode's return, their mean and the mean normalized score."""
     rows = []
     for result in results:
         config = result["config"]
         for evaluation in result["evaluations"]:
             rows.append({
                 "model": config["model_name"],
+                "label": model_label(config["model_name"], evaluation.get("mode", "window")),
                 "env": config["env"],
                 "dataset": config["dataset"],
                 "seed": config["seed"],
                 "train_steps": config["train"]["steps"],
                 "target": evaluation["target"],
+                "returns": evaluation["returns"],
                 "return_mean": evaluation["return_mean"],
                 "score_mean": evaluation["score_mean"],
                 "final_loss": result["final_loss"],
+                "parameters": result["parameters"],
                 "wall_time_s": result["wall_time_s"],
             })
     return pd.DataFrame(rows)
@@ -101,17 +110,17 @@ def absent_envs_markdown(envs: tuple | list, dataset_pattern: str) -> str:
     built (for our D4RL recipes: the reason the recipe is unavailable) or it was not asked for."""
     from ssmrl_lib.data.local_store import local_dataset_ids
     from ssmrl_lib.data.recipes import NotAvailable, choose_checkpoint
-    from ssmrl_lib.envs import TASKS
+    from ssmrl_lib.envs import MUJOCO_TASKS
 
     lines, local = [], set(local_dataset_ids())
-    for env in (env for env in TASKS if env not in envs):
+    for env in (env for env in MUJOCO_TASKS if env not in envs):
         dataset = dataset_pattern.format(env=env)
         why = "not asked for in this execution (add it with `-p envs`)"
         if dataset not in local:
             why = f"`{dataset}` is not built"
             if dataset.startswith("ssmrl/") and dataset_quality(dataset) == "medium":
                 try:
-                    choose_checkpoint(TASKS[env], "medium")
+                    choose_checkpoint(MUJOCO_TASKS[env], "medium")
                     why += " yet (run `make data`)"
                 except NotAvailable as reason:
                     why += f": {reason}"

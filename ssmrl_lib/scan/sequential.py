@@ -1,4 +1,4 @@
-"""Sequential reference backend: a plain Python loop over time, differentiable by autograd.
+"""``linear_scan``'s ``sequential`` backend: a plain Python loop over time under autograd.
 
 Slow but obviously correct; every other backend is tested against it.
 """
@@ -6,17 +6,13 @@ Slow but obviously correct; every other backend is tested against it.
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
-from ssmrl_lib.models.scan import expand_reset, register_backend
+from ssmrl_lib.scan.resets import expand_reset
 
 
-@register_backend("sequential")
-def sequential_scan(
-    a: torch.Tensor,
-    b: torch.Tensor,
-    h0: torch.Tensor | None = None,
-    reset: torch.Tensor | None = None,
-) -> torch.Tensor:
+def sequential_scan(a: Tensor, b: Tensor, h0: Tensor | None, reset: Tensor | None) -> Tensor:
+    """``linear_scan``'s contract (``linear.py``), step by step."""
     a = torch.broadcast_to(a, b.shape)
     if reset is not None:
         a = a * (1 - expand_reset(reset, b))

@@ -3,7 +3,7 @@
 The kernels (Gu & Dao 2023) keep the ``[B, D, N]`` state in on-chip memory and never write the
 ``[B, L, D, N]`` states out, which no composition of PyTorch ops matches on a GPU. mamba-ssm
 needs a CUDA toolchain to build, so it is not a dependency: ``kernels_available`` says whether
-it imported, and ``ssmrl_lib.models.mamba`` falls back to the fused PyTorch scan otherwise.
+it imported, and ``selective_scan``'s ``auto`` backend falls back to ``fused`` otherwise.
 """
 
 from __future__ import annotations
@@ -35,16 +35,10 @@ def kernels_available() -> bool:
     return selective_scan_fn is not None and torch.cuda.is_available()
 
 
-def selective_scan(
-    x: torch.Tensor,
-    dt: torch.Tensor,
-    A: torch.Tensor,  # noqa: N803 (the paper's names)
-    B: torch.Tensor,  # noqa: N803
-    C: torch.Tensor,  # noqa: N803
-    D: torch.Tensor,  # noqa: N803
-    z: torch.Tensor,
-) -> torch.Tensor:
-    """Same contract as ``scan.fast.selective_scan`` (batch-first, ``Δ = softplus(dt)``)."""
+def cuda_selective_scan(*inputs: torch.Tensor) -> torch.Tensor:
+    """``selective_scan``'s function of ``x, dt, A, B, C, D, z`` (``selective.py``) on CUDA
+    tensors."""
+    x, dt, A, B, C, D, z = inputs
     if not (kernels_available() and x.is_cuda):
         raise SsmrlError("scan backend 'cuda' needs CUDA tensors and the mamba-ssm package")
     # The kernels take channels-first [B, D, L] inputs and [B, N, L] B and C.

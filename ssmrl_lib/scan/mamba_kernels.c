@@ -1,38 +1,18 @@
-"""Mamba's two elementwise-heavy ops as small C kernels, compiled on first use by the system's C
-compiler: the gated selective scan and the causal depthwise convolution (+ SiLU).
+/* Mamba's two elementwise-heavy ops as C kernels: the gated selective scan and the causal
+   depthwise convolution (+ SiLU), forward and backward. Built and loaded by c_kernels.py.
 
-Why C: per element and step the scan is an ``exp``, two multiply-adds and a dot product, and a
-loop of torch ops pays a pass through memory for each (about fifteen per step with the
-backward). One C loop per sequence keeps the ``[N, D]`` state in L1 cache and vectorises the
-``exp`` (a polynomial, below): several times faster than the best torch version. Fusing the
-softplus of ``Δ``, the ``D`` skip, the SiLU gate and the padding mask into the same loops
-removes a dozen more ``[B, L, D]`` passes per layer. The backward does not keep the
-``[B, L, N, D]`` states from the forward: each sequence's are recomputed into a per-thread
-buffer and walked in reverse, so training memory stays ``O(B L D)``.
+   Why C: per element and step the scan is an exp, two multiply-adds and a dot product, and a
+   loop of torch ops pays a pass through memory for each (about fifteen per step with the
+   backward). One C loop per sequence keeps the [N][D] state in L1 cache and vectorises the exp
+   (a polynomial, below): several times faster than the best torch version. Fusing the softplus
+   of delta, the D skip, the SiLU gate and the padding mask into the same loops removes a dozen
+   more [B][L][D] passes per layer. The backward does not keep the [B][L][N][D] states of the
+   forward: each sequence's are recomputed into a per-thread buffer and walked in reverse, so
+   training memory stays O(B L D).
 
-The kernels are plain C99 with a C ABI, loaded through ``ctypes`` (no torch headers, so they
-build in about a second) and cached under ``$XDG_CACHE_HOME/ssmrl`` keyed by source and CPU.
-They split the batch over OpenMP threads, torch's own pool (see ``_build``). Without a
-compiler ``load`` returns ``None`` and callers use their torch implementation. Results match
-torch to float32 rounding (the tests hold them to the float64 definition).
-"""
+   Plain C99 with a C ABI (no torch headers, so it builds in about a second); batch rows are
+   shared out over OpenMP threads when the compiler has OpenMP. */
 
-from __future__ import annotations
-
-import ctypes
-import functools
-import hashlib
-import os
-import platform
-import shutil
-import subprocess
-import tempfile
-import warnings
-from pathlib import Path
-
-import torch
-
-_SOURCE = r"""
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -318,173 +298,3 @@ int conv_backward(long batch, long length, long channels, long kernel, const flo
     }
     return failed;
 }
-"""
-
-_SIGNATURES = {  # pointer arguments after the leading integer sizes
-    "scan_forward": 9,
-    "scan_backward": 16,
-    "conv_forward": 5,
-    "conv_backward": 8,
-}
-
-
-def _flags(openmp: bool) -> list[str]:
-    # The parts of -ffast-math that vectorise reductions and fuse multiply-adds, but not
-    # -ffast-math itself: linked into a shared library it sets flush-to-zero for the whole
-    # process (crtfastmath), changing every other computation. NaN/inf semantics are kept so a
-    # diverging run still shows NaNs. Wider vectors pay off on AVX-512 CPUs (gcc defaults to 256).
-    flags = [
-        "-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fassociative-math",
-        "-fno-signed-zeros", "-freciprocal-math", "-ffp-contract=fast", "-fPIC", "-shared",
-    ]  # fmt: skip
-    if platform.machine() in ("x86_64", "AMD64"):
-        flags.append("-mprefer-vector-width=512")
-    return [*flags, "-fopenmp"] if openmp else flags
-
-
-def _cpu_signature() -> str:
-    """What ``-march=native`` depends on, so a shared cache never serves a foreign binary."""
-    try:
-        return Path("/proc/cpuinfo").read_text().split("\n\n")[0]
-    except OSError:
-        return platform.processor() + platform.machine()
-
-
-def _cache_dir() -> Path:
-    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(root) / "ssmrl"
-
-
-def _build(compiler: str, library: Path) -> bool:
-    """Compile the kernels to ``library``, atomically: concurrent builders never see half a file.
-
-    With OpenMP when the compiler has it: the library then needs ``libgomp.so.1``, which the
-    dynamic loader resolves to the copy torch already loaded (Linux wheels), so the kernels
-    share torch's thread pool and ``torch.set_num_threads``. Without OpenMP the pragmas are
-    ignored and the kernels run serially.
-    """
-    library.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=library.parent) as build:
-        source = Path(build) / "mamba_kernels.c"
-        source.write_text(_SOURCE)
-        built = Path(build) / library.name
-        for openmp in (True, False):
-            command = [compiler, *_flags(openmp), "-o", str(built), str(source)]
-            if subprocess.run(command, capture_output=True).returncode == 0:
-                os.replace(built, library)
-                return True
-    return False
-
-
-@functools.cache
-def load() -> ctypes.CDLL | None:
-    """The compiled kernels, building them on first use; ``None`` without a working compiler."""
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    key = hashlib.sha256("\0".join([_SOURCE, *_flags(True), _cpu_signature()]).encode())
-    name = f"mamba_kernels_{key.hexdigest()[:16]}.so"
-    library = None
-    if compiler is not None:
-        for directory in (_cache_dir(), Path(tempfile.gettempdir()) / f"ssmrl-{os.getuid()}"):
-            try:
-                if (directory / name).exists() or _build(compiler, directory / name):
-                    library = directory / name
-                    break
-            except OSError:  # unwritable cache: try the next place
-                continue
-    if library is None:
-        warnings.warn(
-            "could not compile ssmrl's Mamba CPU kernels (no working C compiler); "
-            "falling back to the slower torch implementation",
-            stacklevel=2,
-        )
-        return None
-    kernels = ctypes.CDLL(str(library))
-    for function_name, pointers in _SIGNATURES.items():
-        function = getattr(kernels, function_name)
-        function.argtypes = [ctypes.c_long] * 4 + [ctypes.c_void_p] * pointers
-        function.restype = ctypes.c_int
-    return kernels
-
-
-def usable(*tensors: torch.Tensor) -> bool:
-    """Whether the kernels built and apply to these tensors (float32, on the CPU)."""
-    on_cpu_fp32 = all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
-    return on_cpu_fp32 and load() is not None
-
-
-def _run(name: str, sizes: tuple[int, ...], *tensors: torch.Tensor | None) -> None:
-    """Call kernel ``name`` on these tensors' data (``None`` passes a NULL pointer)."""
-    pointers = [None if t is None else t.data_ptr() for t in tensors]
-    if getattr(load(), name)(*sizes, *pointers):
-        raise MemoryError(f"Mamba CPU kernel {name} could not allocate its scratch buffers")
-
-
-class _GatedSelectiveScan(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, dt, A, B, C, D, z):
-        x, dt, a_t, B, C, D, z = (t.contiguous() for t in (x, dt, A.t(), B, C, D, z))
-        y, out = torch.empty_like(x), torch.empty_like(x)
-        _run("scan_forward", (*x.shape, a_t.shape[0]), x, dt, a_t, B, C, D, z, y, out)
-        ctx.save_for_backward(x, dt, a_t, B, C, D, z, y)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        x, dt, a_t, B, C, D, z, y = ctx.saved_tensors
-        grad_x, grad_dt, grad_z = (torch.empty_like(x) for _ in range(3))
-        grad_B, grad_C = torch.empty_like(B), torch.empty_like(C)
-        grad_a_t, grad_D = torch.zeros_like(a_t), torch.zeros_like(D)
-        _run(
-            "scan_backward", (*x.shape, a_t.shape[0]),
-            x, dt, a_t, B, C, D, z, y, grad_out.contiguous(),
-            grad_x, grad_dt, grad_a_t, grad_B, grad_C, grad_D, grad_z,
-        )  # fmt: skip
-        return grad_x, grad_dt, grad_a_t.t(), grad_B, grad_C, grad_D, grad_z
-
-
-class _CausalConvSilu(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, weight, bias, mask):
-        x, w_t, bias = x.contiguous(), weight.t().contiguous(), bias.contiguous()
-        mask = None if mask is None else mask.to(x.dtype).contiguous()
-        out = torch.empty_like(x)
-        _run("conv_forward", (*x.shape, w_t.shape[0]), x, w_t, bias, mask, out)
-        ctx.save_for_backward(x, w_t, bias, mask)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        x, w_t, bias, mask = ctx.saved_tensors
-        grad_x, grad_w_t, grad_bias = (
-            torch.empty_like(x),
-            torch.zeros_like(w_t),
-            torch.zeros_like(bias),
-        )
-        _run(
-            "conv_backward", (*x.shape, w_t.shape[0]),
-            x, w_t, bias, mask, grad_out.contiguous(), grad_x, grad_w_t, grad_bias,
-        )  # fmt: skip
-        return grad_x, grad_w_t.t(), grad_bias, None
-
-
-def gated_selective_scan(
-    x: torch.Tensor,
-    dt: torch.Tensor,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    D: torch.Tensor,
-    z: torch.Tensor,
-) -> torch.Tensor:
-    """``(C_t · h_t + D x_t) ⊙ silu(z_t)`` with ``Δ = softplus(dt)``: Mamba's scan with its
-    skip and gate, for ``usable`` inputs ``x, dt, z [B, L, D]``, ``A [D, N]``,
-    ``B, C [B, L, N]``, ``D [D]``."""
-    return _GatedSelectiveScan.apply(x, dt, A, B, C, D, z)
-
-
-def causal_conv_silu(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, mask: torch.Tensor | None
-) -> torch.Tensor:
-    """``mask ⊙ silu(causal depthwise conv(x))`` for ``x [B, L, D]``, ``weight [D, kernel]``
-    (``usable`` inputs only)."""
-    return _CausalConvSilu.apply(x, weight, bias, mask)

@@ -1,4 +1,4 @@
-"""Associative (parallel) scan backend: the resettable operator ⊕ of Lu et al. (2023).
+"""``linear_scan``'s ``associative`` backend: a parallel scan over Lu et al. (2023)'s resettable ⊕.
 
 An element ``(a, b, d)`` stands for the affine map ``h -> a * h + b``, with ``d = 1`` meaning
 "this step starts a new episode, discard the incoming state". Because ⊕ is associative, all
@@ -14,8 +14,9 @@ ops, so autograd differentiates it with no custom backward.
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
-from ssmrl_lib.models.scan import expand_reset, register_backend
+from ssmrl_lib.scan.resets import expand_reset
 
 # (a, b, d): multiplier, offset, reset flag (float 0/1, broadcastable; None = no resets at all).
 Element = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
@@ -79,13 +80,8 @@ def _prefix_states(elements: Element) -> torch.Tensor:
     return torch.stack([even_states, odd_states], dim=2).flatten(1, 2)[:, :length]
 
 
-@register_backend("associative")
-def associative_scan(
-    a: torch.Tensor,
-    b: torch.Tensor,
-    h0: torch.Tensor | None = None,
-    reset: torch.Tensor | None = None,
-) -> torch.Tensor:
+def associative_scan(a: Tensor, b: Tensor, h0: Tensor | None, reset: Tensor | None) -> Tensor:
+    """``linear_scan``'s contract (``linear.py``) in ``2 log2 L`` sequential steps."""
     a = torch.broadcast_to(a, b.shape)
     d = None if reset is None else expand_reset(reset, b)
     if h0 is not None:

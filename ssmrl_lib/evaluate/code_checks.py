@@ -1,9 +1,11 @@
-"""Facts the Claims page states about the code, computed from the code when the page runs.
+"""Facts the book states about the code, computed from the code when a chapter runs.
 
 ``resettable_scan_error``: the largest difference between the resettable parallel scan and the
 sequential recurrence on random elements with random resets (Lu et al.'s App. A claim).
 ``dt_idle_parameters``: which of DT's trainable parameters never take part in training, found by
 running one training step (a forward hook on the position table, gradients of the heads).
+``parameter_counts``: DT's and Decision Mamba's trainable parameters at a model config (Rezaei &
+Patel quote theirs without the sizes behind them).
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ from dataclasses import dataclass
 
 import torch
 
+from ssmrl_lib.models.decision_mamba import DecisionMamba
 from ssmrl_lib.models.decision_transformer import (
     DecisionTransformer,
     SequenceModelConfig,
     count_trainable_parameters,
 )
-from ssmrl_lib.models.scan import linear_scan
+from ssmrl_lib.scan import linear_scan
 from ssmrl_lib.train.offline import action_loss
 
 
@@ -97,3 +100,15 @@ def dt_idle_parameters(config: SequenceModelConfig, batch: int = 4, seed: int = 
         heads_get_gradients=any(p.grad is not None and bool(p.grad.abs().sum())
                                 for head in heads for p in head.parameters()),
     )
+
+
+def parameter_counts(config: SequenceModelConfig) -> dict[str, int]:
+    """Trainable parameters of DT and Decision Mamba built with ``config``.
+
+    The paper quotes 1.2M (DT) and 900k (Mamba) without sizes; counting with Hugging Face's
+    default timestep table (``max_ep_len=4096``) instead of ours (1000) shows which sizes match.
+    """
+    return {
+        "dt": count_trainable_parameters(DecisionTransformer(config)),
+        "mamba": count_trainable_parameters(DecisionMamba(config)),
+    }
