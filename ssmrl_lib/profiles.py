@@ -157,14 +157,6 @@ def setting_values(settings: Any) -> dict[str, Any]:
     return {name: value for name, value in _leaves(settings).items() if name not in fixed}
 
 
-def setting(settings: Any, name: str) -> Any:
-    """The value of the setting with dotted ``name`` (``ppo.learning_rate``)."""
-    value = settings
-    for part in name.split("."):
-        value = getattr(value, part)
-    return value
-
-
 def replace_settings(config: Any, changes: dict[str, Any]) -> Any:
     """``config`` with ``changes`` (dotted names) applied, nested configs replaced in turn."""
     own = {name: value for name, value in changes.items() if "." not in name}
@@ -179,9 +171,10 @@ def check_settings(settings: Any) -> None:
     """Check every declared setting of ``settings``; raise ``SsmrlError`` on the first bad one."""
     declaration = _declaration(settings)
     names = _leaves(settings)
-    for name, rule in declaration.rules.items():
+    for name in [*declaration.rules, *declaration.fixed]:
         if name not in names:
-            raise TypeError(f"{type(settings).__name__} has no setting {name!r} to check")
+            raise TypeError(f"{type(settings).__name__} has no setting {name!r} to declare")
+    for name, rule in declaration.rules.items():
         rule.check(name, names[name])
     for estimate in declaration.memory:
         needed = estimate.bytes(settings)

@@ -267,6 +267,6 @@ def test_every_notebook_parameter_reaches_a_checked_setting(name):
     targets = dict(reversed(notebooks._targets(name)))  # prefix -> module
     for setting in notebooks.override_names(name, "smoke"):
         prefix, rest = notebooks._split(setting, list(targets), ".")
-        value = profiles.setting(targets[prefix].PROFILES["smoke"], rest)
+        value = profiles.setting_values(targets[prefix].PROFILES["smoke"])[rest]
         notebooks.check_parameters(name, {"profile": "smoke", "overrides": {
             setting: list(value) if isinstance(value, tuple) else value}})
