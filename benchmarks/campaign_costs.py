@@ -30,6 +30,7 @@ Usage: ``nice -n 19 python benchmarks/campaign_costs.py [--only offline eval ppo
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -43,9 +44,8 @@ from ssmrl_lib.data.windows import StateNormalizer
 from ssmrl_lib.envs import get_task
 from ssmrl_lib.evaluate.rollout import rollout
 from ssmrl_lib.experiments import bsuite_memory, offline_rl, popgym_ppo
-from ssmrl_lib.models.actor_critic import NetworkConfig
 from ssmrl_lib.provenance import benchmark_record
-from ssmrl_lib.train.offline import TrainConfig, action_loss
+from ssmrl_lib.train.offline import action_loss
 from ssmrl_lib.train.ppo import PPOConfig, train_ppo
 
 RESULTS = Path(__file__).parent / "results"
@@ -54,15 +54,14 @@ RESULTS = Path(__file__).parent / "results"
 def offline_step_seconds(model_name: str, steps: int, dataset: str) -> float:
     """Seconds per training step of ``model_name`` at the full profile's sizes."""
     settings = offline_rl.settings_for("full")
-    sampler = DTWindowSampler(load_trajectories(dataset), settings.context_len)
-    config = offline_rl.SequenceModelConfig(
-        state_dim=sampler.trajectories.state_dim, act_dim=sampler.trajectories.act_dim,
-        context_len=settings.context_len, hidden_size=settings.hidden_size,
-        n_layer=settings.n_layer, max_ep_len=settings.max_ep_len,
+    sampler = DTWindowSampler(load_trajectories(dataset), settings.model.context_len)
+    config = dataclasses.replace(
+        settings.model, state_dim=sampler.trajectories.state_dim,
+        act_dim=sampler.trajectories.act_dim,
     )
     torch.manual_seed(0)
     model = offline_rl.MODELS[model_name](config)
-    train = TrainConfig(steps=steps, batch_size=settings.batch_size)
+    train = dataclasses.replace(settings.train, steps=steps)
     optimizer = torch.optim.AdamW(model.parameters(), lr=train.learning_rate)
     rng = np.random.default_rng(0)
 
@@ -88,10 +87,9 @@ def offline_episode_seconds(model_name: str, mode: str, n_envs: int, steps: int)
     task = get_task("halfcheetah")
     probe = gym.make(task.gym_id)
     settings = offline_rl.settings_for("full")
-    sizes = offline_rl.SequenceModelConfig(
-        state_dim=probe.observation_space.shape[0], act_dim=probe.action_space.shape[0],
-        context_len=settings.context_len, hidden_size=settings.hidden_size,
-        n_layer=settings.n_layer, max_ep_len=settings.max_ep_len,
+    sizes = dataclasses.replace(
+        settings.model, state_dim=probe.observation_space.shape[0],
+        act_dim=probe.action_space.shape[0],
     )
     torch.manual_seed(0)
     model = offline_rl.MODELS[model_name](sizes).eval()
@@ -108,24 +106,23 @@ def offline_episode_seconds(model_name: str, mode: str, n_envs: int, steps: int)
 def ppo_update_seconds(core: str, unroll: int) -> dict[str, float]:
     """Acting and one learning epoch at Table 3's settings, scaled to a 1024-step unroll."""
     settings = popgym_ppo.settings_for("full")
-    network = NetworkConfig.from_settings(settings, core)
+    network = dataclasses.replace(settings.network, core=core)
     times = {}
     for epochs in (1, 2):
-        config = PPOConfig.from_settings(settings)
-        config = PPOConfig(**{**config.__dict__, "total_steps": settings.num_envs * unroll,
-                              "unroll": unroll, "epochs": epochs})
+        config = dataclasses.replace(settings.ppo, total_steps=settings.ppo.num_envs * unroll,
+                                     unroll=unroll, epochs=epochs)
         started = time.process_time()
         train_ppo(lambda: popgym_ppo.make_env("PositionOnlyCartPoleHard"), network, config,
                   seed=0, progress=False)
         times[epochs] = time.process_time() - started
     epoch = times[2] - times[1]
     act = times[1] - epoch
-    scale = settings.unroll / unroll
+    scale = settings.ppo.unroll / unroll
     return {
         "act_s": act * scale,
         "epoch_s": epoch * scale,
-        "update_s": scale * (act + settings.epochs * epoch),
-        "steps_per_update": settings.num_envs * settings.unroll,
+        "update_s": scale * (act + settings.ppo.epochs * epoch),
+        "steps_per_update": settings.ppo.steps_per_update,
         "measured_unroll": unroll,
     }
 

@@ -56,7 +56,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "parallel_executor_cpu.json")
     args = parser.parse_args()
 
-    specs = popgym_ppo.grid(popgym_ppo.settings_for("smoke", seeds=2, total_steps=args.steps))
+    settings = popgym_ppo.settings_for("smoke", seeds=2, **{"ppo.total_steps": args.steps})
+    specs = popgym_ppo.grid(settings)
     seconds: dict[int, list[float]] = {jobs: [] for jobs in args.jobs}
     run_seconds: dict[int, list[float]] = {jobs: [] for jobs in args.jobs}
     load: dict[int, list[list[float]]] = {jobs: [] for jobs in args.jobs}

@@ -7,8 +7,8 @@ the cost of one run from each milestone to the next and the entry's total; ``--w
 
 Cost model, per run and milestone step (from milestone ``a`` to ``b``):
 
-- offline: ``(b - a)`` training steps, plus at ``b`` ``episodes`` evaluation episodes per
-  return target and mode, plus the 10-episode evaluations every ``eval_every`` steps; every
+- offline: ``(b - a)`` training steps, plus at ``b`` ``eval.episodes`` evaluation episodes per
+  return target and mode, plus the 10-episode evaluations every ``eval.every`` steps; every
   episode is priced at 1000 steps (HalfCheetah's length; Hopper and Walker2d episodes end
   earlier, so they cost less than this);
 - POPGym: whole PPO updates between ``a`` and ``b`` times one update's cost at Table 3
@@ -56,9 +56,10 @@ def offline_costs(entry: Entry, costs: dict) -> tuple[list[float], int]:
             steps, previous = [], 0
             for milestone in entry.milestones:
                 train = (milestone - previous) * costs["offline_step_s"][model]
-                final = settings.episodes * targets * sum(episode.values())
-                during = (milestone // settings.eval_every - previous // settings.eval_every) \
-                    * settings.eval_every_episodes * episode[modes[0]]
+                final = settings.eval.episodes * targets * sum(episode.values())
+                every = settings.eval.every
+                during = (milestone // every - previous // every) \
+                    * settings.eval.every_episodes * episode[modes[0]]
                 steps.append(train + final + during)
                 previous = milestone
             per_model_env.append(steps)
@@ -71,7 +72,7 @@ def offline_costs(entry: Entry, costs: dict) -> tuple[list[float], int]:
 def popgym_costs(entry: Entry, costs: dict) -> tuple[list[float], int]:
     settings = popgym_ppo.settings_for(entry.profile, **entry.settings)
     per_update = np.mean([TABLE3_UPDATE_S[m] for m in settings.models])
-    spu = settings.num_envs * settings.unroll
+    spu = settings.ppo.steps_per_update
     steps, previous = [], 0
     for milestone in entry.milestones:
         steps.append((milestone // spu - previous // spu) * per_update)
@@ -91,8 +92,9 @@ def bsuite_costs(entry: Entry, costs: dict) -> tuple[list[float], int]:
             rate = float(np.interp(length, lengths, rates))
             steps, previous = [], 0
             for milestone in entry.milestones:
-                new = bsuite_memory.episode_steps(milestone, length, settings.unroll) - \
-                    bsuite_memory.episode_steps(previous, length, settings.unroll)
+                unroll = settings.a2c.unroll
+                new = bsuite_memory.episode_steps(milestone, length, unroll) - \
+                    bsuite_memory.episode_steps(previous, length, unroll)
                 steps.append(new / rate)
                 previous = milestone
             per_length_model.append(steps)
@@ -105,13 +107,8 @@ PRICERS = {"offline_rl": offline_costs, "popgym_ppo": popgym_costs,
 
 
 def price(entry: Entry, costs: dict) -> tuple[list[float], int]:
-    """Core-hours of one run from each milestone to the next, and the entry's run count.
-
-    Settings another branch has not added yet (``s5_block``) are left out for pricing."""
-    known = dict(entry.settings)
-    known.pop("s5_block", None)
-    seconds, runs = PRICERS[entry.experiment](Entry(**{**entry.__dict__, "settings": known}),
-                                              costs)
+    """Core-hours of one run from each milestone to the next, and the entry's run count."""
+    seconds, runs = PRICERS[entry.experiment](entry, costs)
     return [round(float(s) / 3600, 3) for s in seconds], runs
 
 

@@ -13,8 +13,9 @@ thread. Everything it finishes lands in the run store (``data/runs`` by default)
 summaries the book is rebuilt from; an interrupted campaign simply starts again where it was.
 
 An entry waits while ``enabled: false`` (with ``waits_for`` saying on what), or while its
-settings cannot be resolved yet: a setting another branch has not added (for example
-``s5_block``), or a dataset not built. ``status`` shows why.
+settings cannot be resolved yet: a setting another branch has not added, or a dataset not
+built. ``status`` shows why. Settings are named as notebook overrides are, with dots for the
+configs a settings class holds (``network.s5_block``, ``eval.episodes``).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class Entry:
     def specs(self, level: int) -> list[RunSpec]:
         """The grid's runs stopping at milestone ``level`` (0-based), recording all of them."""
         experiment = get_experiment(self.experiment)
-        overrides = {**self.settings, "milestones": list(self.milestones),
+        overrides = {**self.settings, experiment.milestones: list(self.milestones),
                      experiment.horizon: self.milestones[level]}
         return experiment.grid(self.profile, **overrides)
 

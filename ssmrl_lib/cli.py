@@ -352,7 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     notebook.add_argument("name", help="e.g. 01_dt_replication")
     notebook.add_argument(
         "-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-        help="notebook parameter (value parsed as YAML), repeatable",
+        help="a variable of the notebook's parameters cell (profile, envs, models, seeds) or any "
+        "other setting by its dotted name (ppo.learning_rate); value parsed as YAML; repeatable",
     )
     notebook.add_argument("--output-dir", help="where the executed notebook goes (default book/)")
     add_executor_options(notebook)

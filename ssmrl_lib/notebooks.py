@@ -1,7 +1,10 @@
 """Execute the book's notebooks with papermill, checking every parameter first.
 
-Papermill only warns about a parameter the notebook does not declare; here an unknown name is
-an error naming the valid ones, and every value is resolved through the settings of the
+A notebook's parameters cell has a variable for each of its few main knobs (``profile``,
+``envs``, ``models``, ``seeds``) and an ``overrides`` dict for any other setting, by its dotted
+name (``{"ppo.learning_rate": 1e-4}``); ``execute`` puts every name that is not a variable
+there. Papermill only warns about a parameter the notebook does not declare; here an unknown
+name is an error naming the valid ones, and every value is resolved through the settings of the
 experiment the notebook runs (``NOTEBOOK_SETTINGS``) before the kernel starts, so a bad value
 fails in a second, in one line, with nothing recorded. The executed notebook replaces its
 target only on success, so a failed run never leaves a half-executed chapter where the book
@@ -19,6 +22,7 @@ import tempfile
 import time
 import weakref
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import papermill
@@ -26,6 +30,7 @@ from jupyter_client.manager import AsyncKernelManager
 
 from ssmrl_lib.errors import SsmrlError, check_choice
 from ssmrl_lib.paths import REPO_ROOT, environment
+from ssmrl_lib.profiles import PROFILES, setting_values
 from ssmrl_lib.runs.store import file_mode
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -38,9 +43,10 @@ KERNEL_ENVIRONMENT = {
 }
 BOOK_DIR = REPO_ROOT / "book"
 
-# Where each notebook's parameters go: (module with ``settings_for(profile, **overrides)``,
-# prefix of the parameters that belong to it). A parameter goes to the module whose prefix it
-# starts with (the longest), stripped of it; ``profile`` goes to each.
+# Where each notebook's parameters go: (module with ``settings_for(profile, **overrides)`` and
+# ``PROFILES``, the prefix of its parameters). A variable of the parameters cell goes to the
+# module whose prefix it starts with (``dmc_seeds``: prefix ``dmc``), an entry of the cell's
+# ``overrides`` dict likewise (``dmc.ppo.learning_rate``), stripped of it; ``profile`` to each.
 NOTEBOOK_SETTINGS: dict[str, tuple[tuple[str, str], ...]] = {
     "00_datasets": (("ssmrl_lib.data.summary", ""),),
     "01_dt_replication": (("ssmrl_lib.experiments.offline_rl", ""),),
@@ -49,13 +55,15 @@ NOTEBOOK_SETTINGS: dict[str, tuple[tuple[str, str], ...]] = {
     "04_bsuite_memory": (("ssmrl_lib.experiments.bsuite_memory", ""),),
     "05_meta_rl": (
         ("ssmrl_lib.experiments.meta_rl_cartpole", ""),
-        ("ssmrl_lib.experiments.meta_rl_dmc", "dmc_"),
+        ("ssmrl_lib.experiments.meta_rl_dmc", "dmc"),
     ),
     # The Claims page reads every experiment's runs at its one parameter, the profile.
     "06_claims": tuple((f"ssmrl_lib.experiments.{module}", "") for module in (
         "offline_rl", "popgym_ppo", "bsuite_memory", "meta_rl_cartpole", "meta_rl_dmc",
     )),
 }
+# The parameters cell's dict of settings by dotted name, for the settings it has no variable of.
+OVERRIDES = "overrides"
 
 
 def notebook_names() -> list[str]:
@@ -63,31 +71,85 @@ def notebook_names() -> list[str]:
 
 
 def notebook_parameters(name: str) -> list[str]:
+    """The variables of notebook ``name``'s parameters cell."""
     check_choice("notebook", name, notebook_names())
     return list(papermill.inspect_notebook(str(NOTEBOOK_DIR / f"{name}.ipynb")))
 
 
+def with_overrides(name: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    """``parameters`` as notebook ``name`` takes them: its parameters cell's variables as
+    given, every other name (a setting, ``ppo.learning_rate``) in its ``overrides`` dict."""
+    variables = notebook_parameters(name)
+    if OVERRIDES not in variables:
+        return dict(parameters)
+    given = {k: v for k, v in parameters.items() if k in variables}
+    overrides = {**(given.get(OVERRIDES) or {}),
+                 **{k: v for k, v in parameters.items() if k not in variables}}
+    return {**given, OVERRIDES: overrides} if overrides else given
+
+
+def _split(key: str, prefixes: list[str], joiner: str) -> tuple[str, str]:
+    """(prefix, name) of a parameter: the longest prefix it starts with (``dmc`` for
+    ``dmc_seeds`` with joiner ``_``, ``dmc.ppo.unroll`` with ``.``; else ``""``), and the rest."""
+    prefix = max((p for p in prefixes if not p or key.startswith(p + joiner)), key=len)
+    return prefix, key.removeprefix(prefix + joiner) if prefix else key
+
+
+def _targets(name: str) -> list[tuple[str, ModuleType]]:
+    """(prefix, settings module) of each experiment notebook ``name`` runs."""
+    return [(prefix, importlib.import_module(module))
+            for module, prefix in NOTEBOOK_SETTINGS.get(name, ())]
+
+
+def override_names(name: str, profile: str) -> list[str]:
+    """What notebook ``name``'s ``overrides`` accept: every setting of its experiments (dotted,
+    with the experiment's prefix) that its parameters cell has no variable of."""
+    cell = notebook_parameters(name)
+    if OVERRIDES not in cell:
+        return []
+    check_choice("profile", profile, PROFILES)
+    return list(dict.fromkeys(
+        f"{prefix}.{setting}" if prefix else setting
+        for prefix, module in _targets(name)
+        for setting in setting_values(module.PROFILES[profile])
+        if (f"{prefix}_{setting}" if prefix else setting) not in cell
+    ))
+
+
 def check_parameters(name: str, parameters: dict[str, Any]) -> None:
-    """Raise ``SsmrlError`` unless every parameter is one of the notebook's and its value is
-    one that the settings of the notebook's experiment(s) accept."""
-    valid = notebook_parameters(name)
-    for key in parameters:
-        check_choice(f"parameter of notebook {name}", key, valid)
+    """Raise ``SsmrlError`` unless every parameter (as :func:`with_overrides` gives them) is
+    one of the notebook's and its value is one that the settings of the notebook's
+    experiment(s) accept."""
+    variables = [v for v in notebook_parameters(name) if v != OVERRIDES]
+    overrides = parameters.get(OVERRIDES) or {}
+    if not isinstance(overrides, dict):
+        raise SsmrlError(f"parameter {OVERRIDES!r} = {overrides!r}: must be a mapping of "
+                         "settings to values, e.g. {ppo.learning_rate: 1e-4}")
     profile = parameters.get("profile", "quick")
-    targets = NOTEBOOK_SETTINGS.get(name, ())
-    for module_name, prefix in targets:
-        longer = [p for _, p in targets if len(p) > len(prefix) and p.startswith(prefix)]
-        overrides = {
-            key[len(prefix):]: value
-            for key, value in parameters.items()
-            if key != "profile" and key.startswith(prefix)
-            and not any(key.startswith(p) for p in longer)
-        }
-        importlib.import_module(module_name).settings_for(profile, **overrides)
+    settable = override_names(name, profile)
+    for key in [k for k in parameters if k != OVERRIDES] + list(overrides):
+        check_choice(f"parameter of notebook {name}", key, variables + settable)
+    if doubled := [key for key in overrides if key in variables]:
+        raise SsmrlError(f"{doubled[0]!r} is a variable of notebook {name}'s parameters cell: "
+                         f"set it as such, not in {OVERRIDES!r}")
+    targets = _targets(name)
+    prefixes = sorted({prefix for prefix, _ in targets})
+    given: dict[str, dict[str, Any]] = {prefix: {} for prefix in prefixes}
+    for key, value in parameters.items():
+        if key not in ("profile", OVERRIDES):
+            prefix, setting = _split(key, prefixes, "_")
+            given[prefix][setting] = value
+    for key, value in overrides.items():
+        prefix, setting = _split(key, prefixes, ".")
+        given[prefix][setting] = value
+    for prefix, module in targets:
+        module.settings_for(profile, **given[prefix])
 
 
 def execute(name: str, parameters: dict[str, Any], output_dir: Path = BOOK_DIR) -> Path:
-    """Run notebook ``name`` with ``parameters``; return the executed notebook's path."""
+    """Run notebook ``name`` with ``parameters`` (its variables and settings by dotted name,
+    see :func:`with_overrides`); return the executed notebook's path."""
+    parameters = with_overrides(name, parameters)
     check_parameters(name, parameters)
     target = output_dir / f"{name}.ipynb"
     try:

@@ -3,10 +3,13 @@
 smoke: seconds per notebook, for CI. quick: the default, meaningful on a 2-core CPU.
 full: the paper's settings, for a GPU.
 
-What each setting accepts is declared once, above its settings class, with :func:`allowed`
-(e.g. ``@allowed(seeds=POSITIVE, learning_rate=POSITIVE_FINITE, envs=NON_EMPTY)``);
-:func:`resolve` checks every value against it, so a bad parameter fails in one line naming the
-parameter, the value and what is allowed, before any work starts.
+A settings class holds the configs its runs are built from (a ``PPOConfig`` as ``ppo``, a
+``NetworkConfig`` as ``network``) beside its own knobs (``envs``, ``models``, ``seeds``); a
+parameter is named by its dotted path (``seeds``, ``ppo.learning_rate``). What each accepts is
+declared once, above its settings class, with :func:`allowed` (e.g. ``@allowed(seeds=POSITIVE,
+**{"ppo.learning_rate": POSITIVE_FINITE})``); :func:`resolve` checks every value against it, so
+a bad parameter fails in one line naming the parameter, the value and what is allowed, before
+any work starts.
 """
 
 from __future__ import annotations
@@ -74,15 +77,17 @@ POSITIVE_SIZES = Allowed("a non-empty list of positive integers", non_empty=True
 MEMORY_LIMIT_BYTES = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-# The knobs every recurrent-PPO settings class shares (popgym, meta-RL), for ``allowed(**...)``.
+# The knobs every recurrent-PPO settings class shares (popgym, meta-RL), by their dotted names
+# in the ``ppo`` (``PPOConfig``) and ``network`` (``NetworkConfig``) it holds.
 PPO_ALLOWED = {
-    "models": NON_EMPTY, "seeds": POSITIVE, "total_steps": POSITIVE, "num_envs": POSITIVE,
-    "unroll": POSITIVE, "epochs": POSITIVE, "minibatches": POSITIVE,
-    "learning_rate": POSITIVE_FINITE, "gamma": FRACTION, "gae_lambda": FRACTION,
-    "clip": POSITIVE_FINITE, "entropy_coef": NON_NEGATIVE_FINITE,
-    "value_coef": NON_NEGATIVE_FINITE, "max_grad_norm": POSITIVE_FINITE,
-    "encoder": POSITIVE_SIZES, "hidden": POSITIVE, "heads": POSITIVE_SIZES,
-    "s5_layers": POSITIVE, "s5_state": POSITIVE, "checkpoint_every": POSITIVE,
+    "models": NON_EMPTY, "seeds": POSITIVE, "ppo.total_steps": POSITIVE,
+    "ppo.num_envs": POSITIVE, "ppo.unroll": POSITIVE, "ppo.epochs": POSITIVE,
+    "ppo.minibatches": POSITIVE, "ppo.learning_rate": POSITIVE_FINITE, "ppo.gamma": FRACTION,
+    "ppo.gae_lambda": FRACTION, "ppo.clip": POSITIVE_FINITE,
+    "ppo.entropy_coef": NON_NEGATIVE_FINITE, "ppo.value_coef": NON_NEGATIVE_FINITE,
+    "ppo.max_grad_norm": POSITIVE_FINITE, "ppo.checkpoint_every": POSITIVE,
+    "network.encoder": POSITIVE_SIZES, "network.hidden": POSITIVE,
+    "network.heads": POSITIVE_SIZES, "network.s5_layers": POSITIVE, "network.s5_state": POSITIVE,
 }
 
 
@@ -98,35 +103,83 @@ class MemoryEstimate:
 # A lower bound on a PPO update's rollout: per environment and step, the observation and each
 # layer's hidden state in float32 (gradients and optimizer state come on top).
 PPO_ROLLOUT_MEMORY = MemoryEstimate(
-    ("num_envs", "unroll", "hidden", "s5_layers"), "rollout states",
-    lambda s: 4 * s.num_envs * s.unroll * s.hidden * max(1, s.s5_layers),
+    ("ppo.num_envs", "ppo.unroll", "network.hidden", "network.s5_layers"), "rollout states",
+    lambda s: 4 * s.ppo.num_envs * s.ppo.unroll * s.network.hidden * max(1, s.network.s5_layers),
 )
 
 
+@dataclass(frozen=True)
+class Declaration:
+    """What :func:`allowed` declares about a settings class."""
+
+    rules: dict[str, Allowed]
+    memory: tuple[MemoryEstimate, ...] = ()
+    fixed: frozenset[str] = frozenset()
+
+
 def allowed(
-    memory: tuple[MemoryEstimate, ...] = (), **rules: Allowed
+    memory: tuple[MemoryEstimate, ...] = (), fixed: tuple[str, ...] = (), **rules: Allowed
 ) -> Callable[[type], type]:
-    """Class decorator declaring what each setting of a settings dataclass accepts."""
+    """Class decorator declaring what each setting of a settings dataclass accepts.
+
+    Settings of a nested config are named with dots (``**{"ppo.learning_rate": ...}``).
+    ``fixed`` names nested fields that are not parameters: the grid sets them (a network's
+    ``core`` comes from ``models``) or the method fixes them (A2C's single epoch).
+    """
 
     def declare(cls: type) -> type:
-        cls.__allowed__ = (dict(rules), tuple(memory))
+        cls.__allowed__ = Declaration(dict(rules), tuple(memory), frozenset(fixed))
         return cls
 
     return declare
 
 
+def _declaration(settings: Any) -> Declaration:
+    return getattr(type(settings), "__allowed__", Declaration({}))
+
+
+def _leaves(config: Any, prefix: str = "") -> dict[str, Any]:
+    """Every field of ``config`` that is not itself a config, by dotted name, in field order."""
+    leaves: dict[str, Any] = {}
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if dataclasses.is_dataclass(value):
+            leaves.update(_leaves(value, f"{prefix}{field.name}."))
+        else:
+            leaves[prefix + field.name] = value
+    return leaves
+
+
+def setting_values(settings: Any) -> dict[str, Any]:
+    """Every parameter of ``settings`` (a settings dataclass) by dotted name, with its value:
+    ``{"envs": (...), "ppo.learning_rate": 5e-05, ...}``, without the fixed ones."""
+    fixed = _declaration(settings).fixed
+    return {name: value for name, value in _leaves(settings).items() if name not in fixed}
+
+
+def replace_settings(config: Any, changes: dict[str, Any]) -> Any:
+    """``config`` with ``changes`` (dotted names) applied, nested configs replaced in turn."""
+    own = {name: value for name, value in changes.items() if "." not in name}
+    for inner in {name.split(".", 1)[0] for name in changes if "." in name}:
+        nested = {name.split(".", 1)[1]: value for name, value in changes.items()
+                  if name.startswith(f"{inner}.")}
+        own[inner] = replace_settings(getattr(config, inner), nested)
+    return dataclasses.replace(config, **own)
+
+
 def check_settings(settings: Any) -> None:
     """Check every declared setting of ``settings``; raise ``SsmrlError`` on the first bad one."""
-    rules, memory = getattr(type(settings), "__allowed__", ({}, ()))
-    names = {f.name for f in dataclasses.fields(settings)}
-    for name, rule in rules.items():
+    declaration = _declaration(settings)
+    names = _leaves(settings)
+    for name in [*declaration.rules, *declaration.fixed]:
         if name not in names:
-            raise TypeError(f"{type(settings).__name__} has no setting {name!r} to check")
-        rule.check(name, getattr(settings, name))
-    for estimate in memory:
+            raise TypeError(f"{type(settings).__name__} has no setting {name!r} to declare")
+    for name, rule in declaration.rules.items():
+        rule.check(name, names[name])
+    for estimate in declaration.memory:
         needed = estimate.bytes(settings)
         if needed > MEMORY_LIMIT_BYTES:
-            values = ", ".join(f"{n}={getattr(settings, n)!r}" for n in estimate.names)
+            values = ", ".join(f"{n}={names[n]!r}" for n in estimate.names)
             raise SsmrlError(
                 f"parameters {values} imply {_bytes(needed)} of {estimate.what}; at most "
                 f"{_bytes(MEMORY_LIMIT_BYTES)} (this machine's memory) is allowed"
@@ -144,28 +197,46 @@ def _bytes(n: float) -> str:
 def resolve(profiles: dict[str, Settings], profile: str, **overrides: Any) -> Settings:
     """The settings of ``profile`` with every non-None override applied and checked.
 
+    Overrides name settings of nested configs with dots (``**{"ppo.learning_rate": 1e-4}``).
     Unknown profiles and unknown override names fail with the valid choices; values of the
     wrong type or outside what the settings class declares (:func:`allowed`) fail naming it.
     """
     check_choice("profile", profile, profiles)
     base = profiles[profile]
-    names = [f.name for f in dataclasses.fields(base)]
+    current = setting_values(base)
     for name in overrides:
-        check_choice("parameter", name, names)
+        check_choice("parameter", name, current)
     given = {k: v for k, v in overrides.items() if v is not None}
     for name, value in given.items():
-        expected = type(getattr(base, name))
+        expected = type(current[name])
         if expected is tuple and isinstance(value, list | str | int):
             given[name] = tuple(value) if isinstance(value, list) else (value,)
         elif expected is float and isinstance(value, int) and not isinstance(value, bool):
             given[name] = float(value)
+        elif expected is float and isinstance(value, str) and _is_number(value):
+            given[name] = float(value)  # YAML 1.1 (papermill's -y) reads 1e-4 as a string
         elif not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
             raise SsmrlError(
                 f"parameter {name!r} = {value!r}: must be {_type_name(expected)}"
             )
-    settings = dataclasses.replace(base, **given)
+    settings = replace_settings(base, given)
     check_settings(settings)
     return settings
+
+
+def split_overrides(overrides: dict[str, Any], prefix: str) -> tuple[dict, dict]:
+    """``overrides`` of a notebook running two experiments, split into those without and those
+    with ``prefix`` (e.g. ``dmc.``), the latter stripped of it."""
+    inside = {k.removeprefix(prefix): v for k, v in overrides.items() if k.startswith(prefix)}
+    return {k: v for k, v in overrides.items() if not k.startswith(prefix)}, inside
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _type_name(expected: type) -> str:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from ssmrl_lib import cli, notebooks
+from ssmrl_lib import cli, notebooks, profiles
 from ssmrl_lib.errors import SsmrlError
-from ssmrl_lib.experiments import offline_rl
+from ssmrl_lib.experiments import bsuite_memory, meta_rl_dmc, offline_rl, popgym_ppo
 from ssmrl_lib.runs.store import atomic_write_json
 
 
@@ -40,14 +40,43 @@ def test_unknown_profile_and_parameter():
         offline_rl.settings_for("quick", step=10)
     with pytest.raises(SsmrlError, match="unknown environment 'ant'"):
         offline_rl.settings_for("quick", envs=["ant"])
-    with pytest.raises(SsmrlError, match="parameter 'steps' = 'many': must be an integer"):
-        offline_rl.settings_for("quick", steps="many")
+    with pytest.raises(SsmrlError, match="parameter 'train.steps' = 'many': must be an integer"):
+        offline_rl.settings_for("quick", **{"train.steps": "many"})
 
 
 def test_overrides_apply_on_top_of_the_profile():
-    settings = offline_rl.settings_for("smoke", envs=["walker2d"], seeds=4, steps=None)
+    settings = offline_rl.settings_for("smoke", envs=["walker2d"], seeds=4,
+                                       **{"train.steps": None, "eval.episodes": 7})
     assert settings.envs == ("walker2d",) and settings.seeds == 4
-    assert settings.steps == offline_rl.PROFILES["smoke"].steps
+    assert settings.train == offline_rl.PROFILES["smoke"].train
+    assert settings.eval.episodes == 7
+    assert settings.eval.every == offline_rl.PROFILES["smoke"].eval.every
+
+
+def test_nested_settings_are_checked_by_their_dotted_names():
+    with pytest.raises(SsmrlError, match=r"unknown parameter 'ppo\.learnig_rate'; valid "
+                                         r"choices: envs, models, seeds, .*ppo\.learning_rate"):
+        popgym_ppo.settings_for("smoke", **{"ppo.learnig_rate": 1e-3})
+    with pytest.raises(SsmrlError, match=r"unknown parameter 'learning_rate'; .*ppo\.learn"):
+        popgym_ppo.settings_for("smoke", learning_rate=1e-3)  # a name that moved
+    with pytest.raises(SsmrlError, match="unknown parameter 'network.core'"):
+        popgym_ppo.settings_for("smoke", **{"network.core": "gru"})  # set from `models`
+    with pytest.raises(SsmrlError, match="unknown parameter 'a2c.epochs'"):
+        bsuite_memory.settings_for("smoke", **{"a2c.epochs": 4})  # what makes PPO A2C
+    with pytest.raises(SsmrlError, match="parameter 'ppo.learning_rate' = -1.0: must be a "
+                                         "finite number above 0"):
+        popgym_ppo.settings_for("smoke", **{"ppo.learning_rate": -1})
+    with pytest.raises(SsmrlError, match="parameter 'network.encoder' = \\[16, 0\\]"):
+        popgym_ppo.settings_for("smoke", **{"network.encoder": [16, 0]})
+    with pytest.raises(SsmrlError, match="parameters ppo.num_envs=1000000000000, ppo.unroll=64, "
+                                         "network.hidden=16, network.s5_layers=1 imply"):
+        popgym_ppo.settings_for("smoke", **{"ppo.num_envs": 10**12})
+    with pytest.raises(SsmrlError, match="unknown S5 block 'bogus'"):
+        meta_rl_dmc.settings_for("smoke", **{"network.s5_block": "bogus"})
+    settings = popgym_ppo.settings_for("smoke", **{"ppo.learning_rate": 1e-4, "ppo.gamma": 1})
+    assert (settings.ppo.learning_rate, settings.ppo.gamma) == (1e-4, 1.0)
+    assert settings.ppo.unroll == popgym_ppo.PROFILES["smoke"].ppo.unroll
+    assert settings.network == popgym_ppo.PROFILES["smoke"].network
 
 
 def test_unknown_notebook_parameter_is_rejected_before_running(capsys, tmp_path):
@@ -55,8 +84,33 @@ def test_unknown_notebook_parameter_is_rejected_before_running(capsys, tmp_path)
                         "--output-dir", str(tmp_path))
     assert code == 2
     assert "unknown parameter of notebook 01_dt_replication 'stepz'; valid choices:" in err
-    assert "steps" in err
+    assert "train.steps" in err
     assert not list(tmp_path.iterdir())
+
+
+def test_misspelt_dotted_setting_is_rejected_before_running(capsys, tmp_path):
+    code, err = run_cli(capsys, "notebook", "03_s5_popgym", "-p", "profile", "smoke",
+                        "-p", "ppo.learnig_rate", "1", "--output-dir", str(tmp_path))
+    assert code == 2 and len(err.splitlines()) == 1
+    assert err.startswith("ssmrl: error: unknown parameter of notebook 03_s5_popgym "
+                          "'ppo.learnig_rate'; valid choices: profile, envs, models, seeds, ")
+    assert "ppo.learning_rate" in err and "network.s5_block" in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_settings_without_a_variable_go_into_the_overrides():
+    parameters = notebooks.with_overrides(
+        "05_meta_rl", {"profile": "smoke", "seeds": 1, "ppo.unroll": 16,
+                       "dmc.ppo.unroll": 8, "overrides": {"network.hidden": 8}})
+    assert parameters == {"profile": "smoke", "seeds": 1, "overrides": {
+        "network.hidden": 8, "ppo.unroll": 16, "dmc.ppo.unroll": 8}}
+    notebooks.check_parameters("05_meta_rl", parameters)
+    with pytest.raises(SsmrlError, match="'seeds' is a variable of notebook 05_meta_rl"):
+        notebooks.check_parameters("05_meta_rl", {"overrides": {"seeds": 2}})
+    with pytest.raises(SsmrlError, match="parameter 'overrides' = 3: must be a mapping"):
+        notebooks.check_parameters("05_meta_rl", {"overrides": 3})
+    # a notebook without an overrides dict keeps every name for its own check
+    assert notebooks.with_overrides("06_claims", {"steps": 1}) == {"steps": 1}
 
 
 def test_unknown_notebook(capsys):
@@ -106,13 +160,14 @@ def _one_line_before_any_work(capsys, tmp_path, argv):
 
 
 @pytest.mark.parametrize(("name", "value", "expected"), [
-    ("steps", "0", "parameter 'steps' = 0: must be a positive integer"),
-    ("steps", "-5", "parameter 'steps' = -5: must be a positive integer"),
+    ("train.steps", "0", "parameter 'train.steps' = 0: must be a positive integer"),
+    ("train.steps", "-5", "parameter 'train.steps' = -5: must be a positive integer"),
     ("seeds", "-1", "parameter 'seeds' = -1: must be a positive integer"),
     ("envs", "[]", "parameter 'envs' = []: must be a non-empty list"),
-    ("batch_size", "0", "parameter 'batch_size' = 0: must be a positive integer"),
-    ("episodes", "1000000000000", "parameters episodes=1000000000000, cost_episodes=2 imply"),
-    ("context_len", "1.5", "parameter 'context_len' = 1.5: must be an integer"),
+    ("train.batch_size", "0", "parameter 'train.batch_size' = 0: must be a positive integer"),
+    ("eval.episodes", "1000000000000",
+     "parameters eval.episodes=1000000000000, cost_episodes=2 imply"),
+    ("model.context_len", "1.5", "parameter 'model.context_len' = 1.5: must be an integer"),
     ("envs", "[hopper", "parameter 'envs' = '[hopper' is not valid YAML"),
     ("dataset", "badid", "malformed dataset id 'badid'"),
 ])
@@ -128,10 +183,15 @@ def test_notebook_parameters_are_checked_before_the_kernel_starts(
 
 @pytest.mark.parametrize(("notebook", "name", "value", "expected"), [
     ("00_datasets", "envs", "[ant]", "unknown environment 'ant'"),
-    ("03_s5_popgym", "learning_rate", "-0.5", "parameter 'learning_rate' = -0.5"),
-    ("03_s5_popgym", "learning_rate", ".nan", "'learning_rate' = nan: must be a finite number"),
+    ("03_s5_popgym", "ppo.learning_rate", "-0.5", "parameter 'ppo.learning_rate' = -0.5"),
+    ("03_s5_popgym", "ppo.learning_rate", ".nan",
+     "'ppo.learning_rate' = nan: must be a finite number"),
+    ("03_s5_popgym", "ppo.minibatches", "3", "num_envs (1) must be a multiple of minibatches"),
     ("04_bsuite_memory", "lengths", "[4, 0]", "parameter 'lengths' = [4, 0]"),
+    ("04_bsuite_memory", "a2c.gae_lambda", "2", "parameter 'a2c.gae_lambda' = 2.0"),
     ("05_meta_rl", "dmc_seeds", "0", "parameter 'seeds' = 0"),
+    ("05_meta_rl", "dmc.ppo.unroll", "0", "parameter 'ppo.unroll' = 0"),
+    ("05_meta_rl", "network.s5_block", "bogus", "unknown S5 block 'bogus'"),
 ])
 def test_every_notebook_checks_its_parameters(capsys, tmp_path, notebook, name, value, expected):
     err = _one_line_before_any_work(capsys, tmp_path, [
@@ -145,8 +205,12 @@ def test_scientific_notation_is_a_number():
     assert cli.parse_parameter("learning_rate", "1e-3") == 0.001
     assert cli.parse_parameter("learning_rate", "5E+2") == 500.0
     assert cli.parse_parameter("steps", "5") == 5 and cli.parse_parameter("x", "a1e3") == "a1e3"
-    settings = offline_rl.settings_for("smoke", learning_rate=cli.parse_parameter("lr", "1e-3"))
-    assert settings.learning_rate == 0.001
+    settings = offline_rl.settings_for(
+        "smoke", **{"train.learning_rate": cli.parse_parameter("lr", "1e-3")})
+    assert settings.train.learning_rate == 0.001
+    # papermill's -y reads YAML 1.1, where 1e-4 is a string: a float setting takes it
+    assert popgym_ppo.settings_for("smoke", **{"ppo.learning_rate": "1e-4"}).ppo.learning_rate \
+        == 1e-4
 
 
 @pytest.mark.parametrize(("argv", "expected"), [
@@ -194,7 +258,15 @@ def test_results_are_written_with_the_users_umask(tmp_path):
 @pytest.mark.parametrize("name", notebooks.notebook_names())
 def test_every_notebook_parameter_reaches_a_checked_setting(name):
     """A new notebook needs its entry in NOTEBOOK_SETTINGS, and each of its parameters must be
-    a setting there (checked before the kernel starts), else this fails."""
+    a setting there (checked before the kernel starts), else this fails; so must every setting
+    its overrides accept, each at the profile's own value."""
     assert name in notebooks.NOTEBOOK_SETTINGS
-    parameters = {p: None for p in notebooks.notebook_parameters(name) if p != "profile"}
+    parameters = {p: None for p in notebooks.notebook_parameters(name)
+                  if p not in ("profile", notebooks.OVERRIDES)}
     notebooks.check_parameters(name, {"profile": "smoke", **parameters})
+    targets = dict(reversed(notebooks._targets(name)))  # prefix -> module
+    for setting in notebooks.override_names(name, "smoke"):
+        prefix, rest = notebooks._split(setting, list(targets), ".")
+        value = profiles.setting_values(targets[prefix].PROFILES["smoke"])[rest]
+        notebooks.check_parameters(name, {"profile": "smoke", "overrides": {
+            setting: list(value) if isinstance(value, tuple) else value}})

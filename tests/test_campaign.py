@@ -14,6 +14,7 @@ from ssmrl_lib.campaign import (
     status_report,
 )
 from ssmrl_lib.errors import SsmrlError
+from ssmrl_lib.experiments.registry import get_experiment
 from ssmrl_lib.runs import RunStore
 
 TINY_PLAN = {
@@ -23,7 +24,8 @@ TINY_PLAN = {
          "settings": {"models": ["mlp"]}, "milestones": [10, 20], "runs": 1,
          "core_hours_per_run": [0.001, 0.001]},
         {"name": "popgym-mlp", "experiment": "popgym_ppo", "profile": "smoke",
-         "settings": {"models": ["mlp"]}, "milestones": [128, 256, 384], "runs": 1,
+         "settings": {"models": ["mlp"], "network.hidden": 8}, "milestones": [128, 256, 384],
+         "runs": 1,
          "core_hours_per_run": [0.002, 0.002, 0.002]},
         {"name": "waiting", "experiment": "popgym_ppo", "profile": "smoke",
          "settings": {"models": ["gru"]}, "milestones": [128], "runs": 1,
@@ -62,6 +64,7 @@ def test_campaign_goes_milestone_by_milestone_and_resumes(tmp_path):
     (spec,) = entry_specs(entry, 2)[0]
     result = store.run_dir(spec.experiment, spec.config).read_result()
     assert [m["step"] for m in result["milestones"]] == [128, 256, 384]
+    assert spec.config.network.hidden == 8 and spec.config.ppo.milestones == (128, 256, 384)
     assert len(result["wall_time_stretches_s"]) == 3  # one stretch per milestone, resumed
 
     report = status_report(plan, store)
@@ -94,6 +97,8 @@ def test_the_committed_plan_is_valid_and_its_run_counts_are_its_grids():
     plan = load_plan(DEFAULT_PLAN)
     assert plan.entries
     for entry in plan.entries:
+        # every setting it names exists (dotted names, as a notebook's overrides)
+        get_experiment(entry.experiment).module.settings_for(entry.profile, **entry.settings)
         if entry.experiment == "offline_rl":
             continue  # its grid needs the datasets (make data)
         specs, blocked = entry_specs(entry, 0)

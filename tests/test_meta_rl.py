@@ -259,7 +259,7 @@ def test_profiles_keep_the_paper_setup_in_full() -> None:
     assert full.models == ("s5", "s5_noreset", "gru", "mlp")
     dmc = meta_rl_dmc.settings_for("full")
     assert dmc.train_tasks == TRAIN_TASKS and dmc.heldout_tasks == HELDOUT_TASKS
-    assert (dmc.s5_layers, dmc.hidden, dmc.lstm_hidden) == (10, 256, 512)
+    assert (dmc.network.s5_layers, dmc.network.hidden, dmc.lstm_hidden) == (10, 256, 512)
     hidden = {s.config.model: s.config.network.hidden for s in meta_rl_dmc.grid(dmc)}
     assert hidden == {"s5": 256, "lstm": 512, "mlp": 256}
 

@@ -215,7 +215,7 @@ def test_popgym_settings_reject_bad_names() -> None:
     with pytest.raises(SsmrlError, match="unknown profile 'fast'"):
         popgym_ppo.settings_for("fast")
     with pytest.raises(SsmrlError, match="multiple of minibatches"):
-        popgym_ppo.settings_for("smoke", num_envs=3, minibatches=2)
+        popgym_ppo.settings_for("smoke", **{"ppo.num_envs": 3, "ppo.minibatches": 2})
 
 
 def test_popgym_returns_are_normalised() -> None:
@@ -237,7 +237,7 @@ def test_popgym_smoke_grid_and_report(tmp_path) -> None:
     from ssmrl_lib.report import popgym as report
     from ssmrl_lib.runs import LocalExecutor
 
-    settings = popgym_ppo.settings_for("smoke", total_steps=128)
+    settings = popgym_ppo.settings_for("smoke", **{"ppo.total_steps": 128})
     specs = popgym_ppo.grid(settings)
     assert [(s.config.env, s.config.model) for s in specs] == [
         ("PositionOnlyCartPoleHard", "s5"), ("PositionOnlyCartPoleHard", "gru")

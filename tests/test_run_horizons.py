@@ -86,7 +86,7 @@ def test_extending_an_offline_run_gives_the_uninterrupted_numbers(tmp_path, tiny
     def spec(steps: int) -> RunSpec:
         settings = offline_rl.settings_for(
             "smoke", dataset=tiny_hopper_id, make_missing_dataset_steps=0, models=["dt", "mamba"],
-            steps=steps, milestones=milestones, seeds=1,
+            seeds=1, **{"train.steps": steps, "eval.milestones": milestones},
         )
         return offline_rl.grid(settings)[1]  # Decision Mamba: both evaluation modes
 
@@ -100,7 +100,8 @@ def test_extending_an_offline_run_gives_the_uninterrupted_numbers(tmp_path, tiny
 def test_extending_a_ppo_run_gives_the_uninterrupted_numbers(tmp_path):
     def spec(total_steps: int) -> RunSpec:
         settings = popgym_ppo.settings_for(
-            "smoke", models=["s5"], total_steps=total_steps, milestones=[128, 256, 384]
+            "smoke", models=["s5"],
+            **{"ppo.total_steps": total_steps, "ppo.milestones": [128, 256, 384]},
         )
         return popgym_ppo.grid(settings)[0]
 
@@ -122,7 +123,7 @@ class Killed(Exception):
 
 
 def test_wall_time_of_a_killed_and_resumed_run_sums_its_stretches(tmp_path):
-    settings = popgym_ppo.settings_for("smoke", models=["gru"], total_steps=256)
+    settings = popgym_ppo.settings_for("smoke", models=["gru"], **{"ppo.total_steps": 256})
     spec = popgym_ppo.grid(settings)[0]
     store = RunStore(tmp_path)
 

@@ -38,8 +38,8 @@ from ssmrl_lib.profiles import (
     allowed,
     resolve,
 )
-from ssmrl_lib.provenance import git_commit, hardware, library_versions
-from ssmrl_lib.runs import RunDir, RunSpec, finite_or_none, wall_time_fields
+from ssmrl_lib.runs import RunDir, RunSpec, finite_or_none
+from ssmrl_lib.runs.record import run_record
 from ssmrl_lib.train.ppo import PPOConfig, PPOHistory, train_ppo
 
 EXPERIMENT = "bsuite_memory"
@@ -80,52 +80,65 @@ class MemoryChainEnv(gym.Env):
             False, {}
 
 
+# Table 2's A2C (see above); TD(λ)'s λ is ``gae_lambda``.
+A2C = PPOConfig(
+    num_envs=1, unroll=32, epochs=1, minibatches=1, learning_rate=3e-4, gamma=0.99,
+    gae_lambda=0.9, entropy_coef=0.0, value_coef=0.5, max_grad_norm=0.5,
+    clip_value_loss=False, normalize_advantages=False, checkpoint_every=200,
+)
+
+
 @allowed(
-    lengths=POSITIVE_SIZES, models=NON_EMPTY, seeds=POSITIVE, episodes=POSITIVE, unroll=POSITIVE,
-    learning_rate=POSITIVE_FINITE, gamma=FRACTION, td_lambda=FRACTION,
-    entropy_coef=NON_NEGATIVE_FINITE, value_coef=NON_NEGATIVE_FINITE,
-    max_grad_norm=POSITIVE_FINITE, encoder=POSITIVE_SIZES, hidden=POSITIVE,
-    heads=POSITIVE_SIZES, s5_state=POSITIVE, checkpoint_every=POSITIVE,
+    lengths=POSITIVE_SIZES, models=NON_EMPTY, seeds=POSITIVE, episodes=POSITIVE,
+    **{"a2c.unroll": POSITIVE, "a2c.learning_rate": POSITIVE_FINITE, "a2c.gamma": FRACTION,
+       "a2c.gae_lambda": FRACTION, "a2c.entropy_coef": NON_NEGATIVE_FINITE,
+       "a2c.value_coef": NON_NEGATIVE_FINITE, "a2c.max_grad_norm": POSITIVE_FINITE,
+       "a2c.checkpoint_every": POSITIVE, "network.encoder": POSITIVE_SIZES,
+       "network.hidden": POSITIVE, "network.heads": POSITIVE_SIZES,
+       "network.s5_layers": POSITIVE, "network.s5_state": POSITIVE},
     # a return and a length per training episode, in arrays and in result.json
     memory=(MemoryEstimate(("episodes",), "per-episode training records",
                            lambda s: 48 * s.episodes),),
+    # The grid sets the step budget and milestones from ``episodes`` and ``milestones`` per
+    # length, and the core from ``models``; the rest is what makes the PPO loop A2C (one
+    # environment, whose episodes ``episodes`` counts; one epoch, one minibatch, so the ratio
+    # is 1 and nothing is clipped).
+    fixed=("a2c.total_steps", "a2c.milestones", "a2c.num_envs", "a2c.epochs", "a2c.minibatches",
+           "a2c.clip", "a2c.clip_value_loss", "a2c.normalize_advantages", "network.core"),
 )
 @dataclass(frozen=True)
 class BsuiteSettings:
     """A notebook's knobs; defaults are the paper's (Table 2), see ``PROFILES``."""
 
     lengths: tuple = PAPER_LENGTHS
-    models: tuple = ("s5", "lstm")
+    models: tuple = ("s5", "lstm")  # each run's ``network.core``
     seeds: int = 5
     episodes: int = PAPER_EPISODES
-    unroll: int = 32
-    learning_rate: float = 3e-4
-    gamma: float = 0.99
-    td_lambda: float = 0.9
-    entropy_coef: float = 0.0
-    value_coef: float = 0.5
-    max_grad_norm: float = 0.5
-    encoder: tuple = (256, 256)
-    hidden: int = 256
-    heads: tuple = (256,)
-    s5_state: int = 256
-    s5_block: str = "authors"  # S5's residual block: authors (Lu et al.'s) | prenorm
-    checkpoint_every: int = 200
     milestones: tuple = ()  # training episodes at which a run records its score
+    a2c: PPOConfig = A2C
+    network: NetworkConfig = NetworkConfig(
+        encoder=(256, 256), hidden=256, heads=(256,), s5_layers=1, s5_state=256,
+        activation="relu",
+    )
 
 
+PAPER = BsuiteSettings()
 # smoke and quick keep the pre-norm S5 block their recorded runs used.
 PROFILES = {
-    "smoke": BsuiteSettings(
-        lengths=(4,), seeds=1, episodes=40, unroll=8, encoder=(16,), hidden=16, heads=(16,),
-        s5_state=8, checkpoint_every=10, s5_block="prenorm",
+    "smoke": dataclasses.replace(
+        PAPER, lengths=(4,), seeds=1, episodes=40,
+        a2c=dataclasses.replace(PAPER.a2c, unroll=8, checkpoint_every=10),
+        network=dataclasses.replace(PAPER.network, encoder=(16,), hidden=16, heads=(16,),
+                                    s5_state=8, s5_block="prenorm"),
     ),
     # About 6.5 CPU-minutes (1 torch thread): 16 runs, 64k steps per model and seed.
-    "quick": BsuiteSettings(
-        lengths=(4, 8, 16, 32), seeds=2, episodes=1_000, encoder=(64,), hidden=64, heads=(64,),
-        s5_state=64, learning_rate=1e-3, s5_block="prenorm",
+    "quick": dataclasses.replace(
+        PAPER, lengths=(4, 8, 16, 32), seeds=2, episodes=1_000,
+        a2c=dataclasses.replace(PAPER.a2c, learning_rate=1e-3),
+        network=dataclasses.replace(PAPER.network, encoder=(64,), hidden=64, heads=(64,),
+                                    s5_state=64, s5_block="prenorm"),
     ),
-    "full": BsuiteSettings(milestones=PAPER_MILESTONES),
+    "full": dataclasses.replace(PAPER, milestones=PAPER_MILESTONES),
 }
 
 
@@ -160,22 +173,13 @@ def grid(settings: BsuiteSettings) -> list[RunSpec]:
     specs = []
     for length in settings.lengths:
         milestones = tuple(settings.milestones)
-        a2c = PPOConfig(
-            total_steps=episode_steps(settings.episodes, length, settings.unroll),
-            num_envs=1, unroll=settings.unroll, epochs=1, minibatches=1,
-            learning_rate=settings.learning_rate, gamma=settings.gamma,
-            gae_lambda=settings.td_lambda, entropy_coef=settings.entropy_coef,
-            value_coef=settings.value_coef, max_grad_norm=settings.max_grad_norm,
-            clip_value_loss=False, normalize_advantages=False,
-            checkpoint_every=settings.checkpoint_every,
-            milestones=tuple(episode_steps(e, length, settings.unroll) for e in milestones),
+        unroll = settings.a2c.unroll
+        a2c = dataclasses.replace(
+            settings.a2c, total_steps=episode_steps(settings.episodes, length, unroll),
+            milestones=tuple(episode_steps(e, length, unroll) for e in milestones),
         )
         for model in settings.models:
-            network = NetworkConfig(
-                core=model, encoder=tuple(settings.encoder), hidden=settings.hidden,
-                heads=tuple(settings.heads), s5_layers=1, s5_state=settings.s5_state,
-                activation="relu", s5_block=settings.s5_block,
-            )
+            network = dataclasses.replace(settings.network, core=model)
             for seed in range(settings.seeds):
                 config = BsuiteRunConfig(length, model, seed, settings.episodes, network, a2c,
                                          milestones)
@@ -218,9 +222,7 @@ def run_a2c(config: BsuiteRunConfig, run: RunDir) -> dict[str, Any]:
             config.seed, run, device, summarize=summarize,
         )
     score = final_return(history)
-    return {
-        "config": dataclasses.asdict(config),
-        "parameters": sum(p.numel() for p in agent.parameters() if p.requires_grad),
+    measured = {
         "curve": {
             "steps": history.steps,
             "mean_return": finite_or_none(history.mean_return),
@@ -233,9 +235,5 @@ def run_a2c(config: BsuiteRunConfig, run: RunDir) -> dict[str, Any]:
         # Of this process's training (a resumed run: since the resume), see evaluate.peak_memory.
         "peak_memory": memory.as_dict(),
         "milestones": history.milestones,
-        **wall_time_fields(run),
-        "device": device.type,
-        "commit": git_commit(),
-        "hardware": hardware(),
-        "versions": library_versions("bsuite"),
     }
+    return run_record(config, run, agent, device, measured, libraries=("bsuite",))

@@ -30,6 +30,7 @@ import torch
 from ssmrl_lib.device import default_device
 from ssmrl_lib.errors import check_choice
 from ssmrl_lib.evaluate.trials import trial_returns
+from ssmrl_lib.experiments.popgym_ppo import QUICK_NETWORK, SMOKE_NETWORK, mmer_measures
 from ssmrl_lib.meta_envs import DMC_STEP_LIMIT, HELDOUT_TASKS, TRAIN_TASKS, DMControlProjectionTask
 from ssmrl_lib.models.actor_critic import NetworkConfig
 from ssmrl_lib.models.memory import CORES
@@ -41,8 +42,8 @@ from ssmrl_lib.profiles import (
     allowed,
     resolve,
 )
-from ssmrl_lib.provenance import git_commit, hardware, library_versions
-from ssmrl_lib.runs import RunDir, RunSpec, finite_or_none, wall_time_fields
+from ssmrl_lib.runs import RunDir, RunSpec
+from ssmrl_lib.runs.record import run_record, with_final_record
 from ssmrl_lib.train.ppo import PPOConfig, mmer_summary, train_ppo
 
 EXPERIMENT = "meta_rl_dmc"
@@ -53,89 +54,60 @@ EVAL_SEED_OFFSET = 1_000_000  # evaluation seeds: none of them seeds a training 
 
 @allowed(
     train_tasks=NON_EMPTY, num_trials=POSITIVE, trial_length=POSITIVE, eval_episodes=POSITIVE,
-    lstm_hidden=POSITIVE, **PPO_ALLOWED, memory=(PPO_ROLLOUT_MEMORY,),
+    lstm_hidden=POSITIVE, **PPO_ALLOWED, memory=(PPO_ROLLOUT_MEMORY,), fixed=("network.core",),
 )
 @dataclass(frozen=True)
 class MetaDMCSettings:
     """A notebook's knobs; defaults are paper scale with PPO in place of Muesli (see above)."""
 
-    models: tuple = PAPER_MODELS
+    models: tuple = PAPER_MODELS  # each run's ``network.core``
     seeds: int = 3  # the paper does not say how many
     train_tasks: tuple = TRAIN_TASKS
     heldout_tasks: tuple = HELDOUT_TASKS
     num_trials: int = 1
     trial_length: int = DMC_STEP_LIMIT
     eval_episodes: int = 16  # per task
-    total_steps: int = 100_000_000
-    num_envs: int = 64
-    unroll: int = 1024
-    epochs: int = 30
-    minibatches: int = 8
-    learning_rate: float = 5e-5
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    clip: float = 0.2
-    entropy_coef: float = 0.0
-    value_coef: float = 1.0
-    max_grad_norm: float = 0.5
-    encoder: tuple = (128, 256)
-    hidden: int = 256  # S5's H and the MLP's width
-    lstm_hidden: int = 512
-    heads: tuple = (128, 128)
-    s5_layers: int = 10
-    s5_state: int = 256
-    scan_backend: str = "associative"
-    s5_block: str = "authors"  # S5's residual block: authors (Lu et al.'s) | prenorm
-    checkpoint_every: int = 10
+    # Table 3's POPGym PPO with GAE λ 0.95 for the 1000-step episodes.
+    ppo: PPOConfig = PPOConfig(total_steps=100_000_000, gae_lambda=0.95)
+    # The paper's S5 is 10 layers of 256; ``network.hidden`` is also the MLP's width.
+    network: NetworkConfig = NetworkConfig(s5_layers=10)
+    lstm_hidden: int = 512  # the LSTM's width, in place of ``network.hidden``
 
 
+PAPER = MetaDMCSettings()
 PROFILES = {
-    "smoke": MetaDMCSettings(
+    "smoke": dataclasses.replace(
+        PAPER,
         models=("s5", "mlp"),
         seeds=1,
         train_tasks=("point_mass_easy", "reacher_easy"),
         heldout_tasks=("point_mass_hard",),
         trial_length=16,
         eval_episodes=1,
-        total_steps=64,
-        num_envs=2,
-        unroll=32,
-        epochs=1,
-        minibatches=1,
-        learning_rate=1e-3,
-        encoder=(16, 16),
-        hidden=16,
+        ppo=dataclasses.replace(
+            PAPER.ppo, total_steps=64, num_envs=2, unroll=32, epochs=1, minibatches=1,
+            learning_rate=1e-3, checkpoint_every=2,
+        ),
+        network=SMOKE_NETWORK,
         lstm_hidden=16,
-        heads=(16,),
-        s5_layers=1,
-        s5_state=8,
-        s5_block="prenorm",  # the block these profiles' recorded runs used
-        checkpoint_every=2,
     ),
     # About 5 CPU-minutes (measured on the book's 2-core machine, 1 torch thread, under load):
     # about 1,000 steps/s for S5, LSTM and MLP alike (dm_control's physics dominates, loading
     # a task takes 0.1 s), 81,920 steps ≈ 80 s per run plus ≈ 10 s to evaluate 11 tasks × 4
     # episodes; 3 runs. Trials of 250 steps instead of dm_control's 1000.
-    "quick": MetaDMCSettings(
+    "quick": dataclasses.replace(
+        PAPER,
         seeds=1,
         trial_length=250,
         eval_episodes=4,
-        total_steps=81_920,
-        num_envs=8,
-        unroll=256,
-        epochs=4,
-        minibatches=4,
-        learning_rate=1e-3,
-        encoder=(64, 64),
-        hidden=64,
+        ppo=dataclasses.replace(
+            PAPER.ppo, total_steps=81_920, num_envs=8, unroll=256, epochs=4, minibatches=4,
+            learning_rate=1e-3, checkpoint_every=4,
+        ),
+        network=QUICK_NETWORK,
         lstm_hidden=128,
-        heads=(64, 64),
-        s5_layers=2,
-        s5_state=64,
-        s5_block="prenorm",  # the block these profiles' recorded runs used
-        checkpoint_every=4,
     ),
-    "full": MetaDMCSettings(),
+    "full": PAPER,
 }
 
 
@@ -167,18 +139,16 @@ def settings_for(profile: str, **overrides: Any) -> MetaDMCSettings:
         check_choice("training task", task, TRAIN_TASKS)
     for task in settings.heldout_tasks:
         check_choice("held-out task", task, HELDOUT_TASKS)
-    PPOConfig.from_settings(settings).check()
+    settings.ppo.check()
     return settings
 
 
 def grid(settings: MetaDMCSettings) -> list[RunSpec]:
     """One run per (model, seed)."""
-    ppo = PPOConfig.from_settings(settings)
     specs = []
     for model in settings.models:
-        network = NetworkConfig.from_settings(
-            settings, model, hidden=settings.lstm_hidden if model == "lstm" else settings.hidden
-        )
+        hidden = settings.lstm_hidden if model == "lstm" else settings.network.hidden
+        network = dataclasses.replace(settings.network, core=model, hidden=hidden)
         for seed in range(settings.seeds):
             config = MetaDMCRunConfig(
                 model,
@@ -189,7 +159,7 @@ def grid(settings: MetaDMCSettings) -> list[RunSpec]:
                 settings.trial_length,
                 settings.eval_episodes,
                 network,
-                ppo,
+                settings.ppo,
             )
             specs.append(RunSpec(EXPERIMENT, config, run_meta_dmc))
     return specs
@@ -234,30 +204,12 @@ def run_meta_dmc(config: MetaDMCRunConfig, run: RunDir) -> dict[str, Any]:
         device,
         summarize=mmer_summary,
     )
-    train_time = history.wall_time_s[-1]
     eval_started = time.perf_counter()
     evaluation = evaluate_tasks(agent, config, device)
-    return {
-        "config": dataclasses.asdict(config),
-        "parameters": sum(p.numel() for p in agent.parameters() if p.requires_grad),
-        "curve": {
-            "steps": history.steps,
-            "mean_return": finite_or_none(history.mean_return),
-            "episodes": history.episodes,
-            "wall_time_s": history.wall_time_s,
-        },
-        "mmer": history.mmer if np.isfinite(history.mmer) else None,
+    measured = {
+        **mmer_measures(history),
         "evaluation": evaluation,
-        "final_losses": history.losses[-1],
-        "train_time_s": train_time,
         "eval_time_s": time.perf_counter() - eval_started,
-        "env_steps_per_s": history.steps[-1] / train_time,
-        # The evaluation is made at the stop only: it joins the last milestone's record.
-        "milestones": [*history.milestones[:-1],
-                       {**history.milestones[-1], "evaluation": evaluation}],
-        **wall_time_fields(run),
-        "device": device.type,
-        "commit": git_commit(),
-        "hardware": hardware(),
-        "versions": library_versions("dm_control"),
+        "milestones": with_final_record(history.milestones, evaluation=evaluation),
     }
+    return run_record(config, run, agent, device, measured, libraries=("dm_control",))

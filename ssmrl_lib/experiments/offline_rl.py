@@ -35,16 +35,18 @@ from ssmrl_lib.models.decision_transformer import (
     count_trainable_parameters,
 )
 from ssmrl_lib.profiles import (
+    FRACTION,
     NON_EMPTY,
     NON_NEGATIVE,
+    NON_NEGATIVE_FINITE,
     POSITIVE,
     POSITIVE_FINITE,
     MemoryEstimate,
     allowed,
     resolve,
 )
-from ssmrl_lib.provenance import git_commit, hardware, library_versions
-from ssmrl_lib.runs import RunDir, RunSpec, wall_time_fields
+from ssmrl_lib.runs import RunDir, RunSpec
+from ssmrl_lib.runs.record import run_record
 from ssmrl_lib.scan import scan_provenance
 from ssmrl_lib.train.offline import TrainConfig, train_offline
 
@@ -58,20 +60,46 @@ LOSS_CURVE_POINTS = 400
 PAPER_MILESTONES = (5_000, 10_000, 20_000, 50_000, 100_000)
 
 
+@dataclass(frozen=True)
+class EvalConfig:
+    """How a run is evaluated; defaults are the ``full`` profile's but for ``episodes`` and
+    ``n_envs`` (there 500 and 50)."""
+
+    episodes: int = 100  # per mode and return target, at every milestone and at the stop
+    n_envs: int = 25  # environments played side by side
+    return_targets: tuple = ()  # set per environment, see ``OfflineSettings.all_targets``
+    every: int = 10_000  # steps between evaluations during training
+    every_episodes: int = 10  # episodes of each evaluation during training
+    max_ep_len: int = 1000  # the model's ``max_ep_len``
+    rtg_scale: float = 1000.0
+    # Steps at which every mode and target is evaluated with ``episodes`` episodes (the run's
+    # stop always is one); they only add records, so they are not part of the run's identity.
+    milestones: tuple = field(default=(), metadata={"cache_key": "record"})
+
+
 @allowed(
     envs=NON_EMPTY, models=NON_EMPTY, make_missing_dataset_steps=NON_NEGATIVE, seeds=POSITIVE,
-    steps=POSITIVE, batch_size=POSITIVE, warmup_steps=NON_NEGATIVE,
-    learning_rate=POSITIVE_FINITE, context_len=POSITIVE, hidden_size=POSITIVE, n_layer=POSITIVE,
-    episodes=POSITIVE, eval_envs=POSITIVE, eval_every=POSITIVE, eval_every_episodes=POSITIVE,
-    max_ep_len=POSITIVE, cost_episodes=POSITIVE, cost_envs=POSITIVE,
+    cost_episodes=POSITIVE, cost_envs=POSITIVE,
+    **{"model.context_len": POSITIVE, "model.hidden_size": POSITIVE, "model.n_layer": POSITIVE,
+       "model.n_head": POSITIVE, "model.dropout": FRACTION, "model.max_ep_len": POSITIVE,
+       "train.steps": POSITIVE, "train.batch_size": POSITIVE,
+       "train.learning_rate": POSITIVE_FINITE, "train.weight_decay": NON_NEGATIVE_FINITE,
+       "train.warmup_steps": NON_NEGATIVE, "train.grad_clip": POSITIVE_FINITE,
+       "train.checkpoint_every": POSITIVE, "eval.episodes": POSITIVE, "eval.n_envs": POSITIVE,
+       "eval.every": POSITIVE, "eval.every_episodes": POSITIVE,
+       "eval.rtg_scale": POSITIVE_FINITE},
     memory=(
         # returns and lengths per evaluation episode, in arrays and in result.json
-        MemoryEstimate(("episodes", "cost_episodes"), "per-episode evaluation records",
-                       lambda s: 48 * (s.episodes + s.cost_episodes)),
+        MemoryEstimate(("eval.episodes", "cost_episodes"), "per-episode evaluation records",
+                       lambda s: 48 * (s.eval.episodes + s.cost_episodes)),
         # the evaluation policy's per-slot history of states, actions and returns-to-go
-        MemoryEstimate(("eval_envs", "cost_envs", "max_ep_len"), "evaluation context buffers",
-                       lambda s: 4 * 25 * max(s.eval_envs, s.cost_envs) * s.max_ep_len),
+        MemoryEstimate(("eval.n_envs", "cost_envs", "model.max_ep_len"),
+                       "evaluation context buffers",
+                       lambda s: 4 * 25 * max(s.eval.n_envs, s.cost_envs) * s.model.max_ep_len),
     ),
+    # Set by the grid: the model's input sizes from the dataset, the return targets from the
+    # environment (and ``all_targets``), the evaluation's episode cap from ``model.max_ep_len``.
+    fixed=("model.state_dim", "model.act_dim", "eval.return_targets", "eval.max_ep_len"),
 )
 @dataclass(frozen=True)
 class OfflineSettings:
@@ -82,77 +110,48 @@ class OfflineSettings:
     make_missing_dataset_steps: int = 0
     models: tuple = ("dt",)
     seeds: int = 3
-    steps: int = 100_000
-    batch_size: int = 64
-    warmup_steps: int = 10_000
-    learning_rate: float = 1e-4
-    context_len: int = 20
-    hidden_size: int = 128
-    n_layer: int = 3
-    episodes: int = 100
-    eval_envs: int = 25
-    all_targets: bool = True
-    eval_every: int = 10_000
-    eval_every_episodes: int = 10
-    milestones: tuple = ()  # steps at which a run is fully evaluated and checkpointed
-    max_ep_len: int = 1000
-    cost_episodes: int = 500
+    model: SequenceModelConfig = SequenceModelConfig(state_dim=0, act_dim=0)
+    train: TrainConfig = TrainConfig(steps=100_000)
+    eval: EvalConfig = EvalConfig()
+    all_targets: bool = True  # evaluate at every return target of the paper, else the first
+    cost_episodes: int = 500  # Table 3's inference-cost measurement
     cost_envs: int = 50
 
 
+PAPER = OfflineSettings()
 PROFILES = {
-    "smoke": OfflineSettings(
+    "smoke": dataclasses.replace(
+        PAPER,
         envs=("hopper",),
         dataset=smoke_dataset_id("{env}"),
         make_missing_dataset_steps=1_000,
         seeds=2,
-        steps=20,
-        batch_size=8,
-        warmup_steps=5,
-        context_len=5,
-        hidden_size=16,
-        n_layer=1,
-        episodes=2,
-        eval_envs=2,
+        model=dataclasses.replace(PAPER.model, context_len=5, hidden_size=16, n_layer=1,
+                                  max_ep_len=50),
+        train=dataclasses.replace(PAPER.train, steps=20, batch_size=8, warmup_steps=5),
+        eval=dataclasses.replace(PAPER.eval, episodes=2, n_envs=2, every=10, every_episodes=1),
         all_targets=False,
-        eval_every=10,
-        eval_every_episodes=1,
-        max_ep_len=50,
         cost_episodes=2,
         cost_envs=2,
     ),
-    "quick": OfflineSettings(
+    "quick": dataclasses.replace(
+        PAPER,
         seeds=2,
-        steps=400,
-        warmup_steps=100,
-        learning_rate=1e-4,
-        episodes=10,
-        eval_envs=10,
+        train=dataclasses.replace(PAPER.train, steps=400, warmup_steps=100),
+        eval=dataclasses.replace(PAPER.eval, episodes=10, n_envs=10, every=200,
+                                 every_episodes=5),
         all_targets=False,
-        eval_every=200,
-        eval_every_episodes=5,
         cost_episodes=10,
         cost_envs=10,
     ),
     # Rezaei & Patel's Table 2 averages 500 evaluation episodes per model and environment.
     # The paper's schedule (10k warmup steps, then a constant learning rate, 100k steps) with
     # milestones along it; a campaign run to one of them is a prefix of the whole run.
-    "full": OfflineSettings(episodes=500, eval_envs=50, milestones=PAPER_MILESTONES),
+    "full": dataclasses.replace(
+        PAPER, eval=dataclasses.replace(PAPER.eval, episodes=500, n_envs=50,
+                                        milestones=PAPER_MILESTONES),
+    ),
 }
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    episodes: int
-    n_envs: int
-    return_targets: tuple
-    every: int
-    every_episodes: int
-    max_ep_len: int
-    rtg_scale: float = 1000.0
-    # Steps at which every mode and target is evaluated with ``episodes`` episodes (the run's
-    # stop always is one); they only add records, so they are not part of the run's identity.
-    milestones: tuple = field(default=(), metadata={"cache_key": "record"})
 
 
 @dataclass(frozen=True)
@@ -170,7 +169,8 @@ class OfflineRunConfig:
 
 
 def settings_for(profile: str, **overrides: Any) -> OfflineSettings:
-    """Resolve a profile and overrides, checking environment and model names."""
+    """Resolve a profile and overrides (dotted names: ``train.steps``), checking environment
+    and model names."""
     settings = resolve(PROFILES, profile, **overrides)
     for env in settings.envs:
         check_choice("environment", env, MUJOCO_TASKS)
@@ -213,35 +213,18 @@ def grid(settings: OfflineSettings) -> list[RunSpec]:
             raise SsmrlError(
                 f"dataset {ds_id!r} was recorded in {trajectories.gym_id}, not {task.gym_id}"
             )
-        model = SequenceModelConfig(
-            state_dim=trajectories.state_dim,
-            act_dim=trajectories.act_dim,
-            context_len=settings.context_len,
-            hidden_size=settings.hidden_size,
-            n_layer=settings.n_layer,
-            max_ep_len=settings.max_ep_len,
-        )
-        train = TrainConfig(
-            steps=settings.steps,
-            batch_size=settings.batch_size,
-            learning_rate=settings.learning_rate,
-            warmup_steps=settings.warmup_steps,
+        model = dataclasses.replace(
+            settings.model, state_dim=trajectories.state_dim, act_dim=trajectories.act_dim
         )
         targets = task.return_targets if settings.all_targets else task.return_targets[:1]
-        evaluation = EvalConfig(
-            episodes=settings.episodes,
-            n_envs=settings.eval_envs,
-            return_targets=targets,
-            every=settings.eval_every,
-            every_episodes=settings.eval_every_episodes,
-            max_ep_len=settings.max_ep_len,
-            milestones=tuple(settings.milestones),
+        evaluation = dataclasses.replace(
+            settings.eval, return_targets=targets, max_ep_len=settings.model.max_ep_len
         )
         fingerprint = trajectories.fingerprint()
         for model_name in settings.models:
             for seed in range(settings.seeds):
                 config = OfflineRunConfig(
-                    model_name, env, ds_id, fingerprint, seed, model, train, evaluation
+                    model_name, env, ds_id, fingerprint, seed, model, settings.train, evaluation
                 )
                 specs.append(RunSpec(EXPERIMENT, config, run_offline))
     return specs
@@ -338,9 +321,7 @@ def run_offline(config: OfflineRunConfig, run: RunDir) -> dict[str, Any]:
         {**record, "final_loss": _final_loss(history.losses[:record["step"]])}
         for record in history.milestones
     ]
-    return {
-        "config": dataclasses.asdict(config),
-        "parameters": count_trainable_parameters(model),
+    measured = {
         "loss_curve": _binned_curve(history.losses),
         "final_loss": _final_loss(history.losses),
         "evaluations_during_training": history.evaluations,
@@ -348,13 +329,9 @@ def run_offline(config: OfflineRunConfig, run: RunDir) -> dict[str, Any]:
         "milestones": milestones,
         "dataset_episodes": len(trajectories.rewards),
         "dataset_steps": int(trajectories.lengths.sum()),
-        **wall_time_fields(run),
-        "device": device.type,
-        **_scan_record(model, device),
-        "commit": git_commit(),
-        "hardware": hardware(),
-        "versions": library_versions(),
     }
+    return run_record(config, run, model, device, measured,
+                      backends=_scan_record(model, device))
 
 
 def _scan_record(model: nn.Module, device: torch.device) -> dict[str, str]:
@@ -390,13 +367,9 @@ def inference_costs(settings: OfflineSettings) -> list[dict[str, Any]]:
     for env in settings.envs:
         task = get_task(env)
         probe = gym.make(task.gym_id)
-        sizes = SequenceModelConfig(
-            state_dim=probe.observation_space.shape[0],
+        sizes = dataclasses.replace(
+            settings.model, state_dim=probe.observation_space.shape[0],
             act_dim=probe.action_space.shape[0],
-            context_len=settings.context_len,
-            hidden_size=settings.hidden_size,
-            n_layer=settings.n_layer,
-            max_ep_len=settings.max_ep_len,
         )
         identity = StateNormalizer(np.zeros(sizes.state_dim), np.ones(sizes.state_dim))
         full_length = {"terminate_when_unhealthy": False} if env != "halfcheetah" else {}
@@ -405,7 +378,7 @@ def inference_costs(settings: OfflineSettings) -> list[dict[str, Any]]:
             model = MODELS[model_name](sizes).to(device).eval()
             for mode in EVAL_MODES[model_name]:
                 cost = rollout_cost(
-                    partial(gym.make, task.gym_id, max_episode_steps=settings.max_ep_len,
+                    partial(gym.make, task.gym_id, max_episode_steps=sizes.max_ep_len,
                             **full_length),
                     partial(make_policy, model_name, mode, model, sizes, identity,
                             task.return_targets[0], 1000.0),

@@ -27,9 +27,9 @@ from ssmrl_lib.errors import check_choice
 from ssmrl_lib.models.actor_critic import NetworkConfig
 from ssmrl_lib.models.memory import CORES
 from ssmrl_lib.profiles import NON_EMPTY, PPO_ALLOWED, PPO_ROLLOUT_MEMORY, allowed, resolve
-from ssmrl_lib.provenance import git_commit, hardware, library_versions
-from ssmrl_lib.runs import RunDir, RunSpec, finite_or_none, wall_time_fields
-from ssmrl_lib.train.ppo import PPOConfig, mmer_summary, train_ppo
+from ssmrl_lib.runs import RunDir, RunSpec, finite_or_none
+from ssmrl_lib.runs.record import run_record
+from ssmrl_lib.train.ppo import PPOConfig, PPOHistory, mmer_summary, train_ppo
 
 EXPERIMENT = "popgym_ppo"
 
@@ -60,78 +60,59 @@ def make_env(task: str) -> gym.Env:
     return wrappers.Flatten(wrappers.Antialias(wrappers.PreviousAction(env)))
 
 
-@allowed(envs=NON_EMPTY, **PPO_ALLOWED, memory=(PPO_ROLLOUT_MEMORY,))
+@allowed(envs=NON_EMPTY, **PPO_ALLOWED, memory=(PPO_ROLLOUT_MEMORY,), fixed=("network.core",))
 @dataclass(frozen=True)
 class PopgymSettings:
     """A notebook's knobs; defaults are the paper's (Table 3), see ``PROFILES``."""
 
     envs: tuple = PAPER_TASKS
-    models: tuple = MODELS
+    models: tuple = MODELS  # each run's ``network.core``
     seeds: int = 8
-    total_steps: int = PAPER_TOTAL_STEPS
-    num_envs: int = 64
-    unroll: int = 1024
-    epochs: int = 30
-    minibatches: int = 8
-    learning_rate: float = 5e-5
-    gamma: float = 0.99
-    gae_lambda: float = 1.0
-    clip: float = 0.2
-    entropy_coef: float = 0.0
-    value_coef: float = 1.0
-    max_grad_norm: float = 0.5
-    encoder: tuple = (128, 256)
-    hidden: int = 256
-    heads: tuple = (128, 128)
-    s5_layers: int = 4
-    s5_state: int = 256
-    scan_backend: str = "associative"
-    s5_block: str = "authors"  # S5's residual block: authors (Lu et al.'s) | prenorm
-    checkpoint_every: int = 10
-    milestones: tuple = ()  # environment steps at which a run records a summary
+    # ``ppo.milestones``: environment steps at which a run records a summary.
+    ppo: PPOConfig = PPOConfig()
+    network: NetworkConfig = NetworkConfig()
 
+
+PAPER = PopgymSettings()
+# The small networks of the smoke and quick profiles (the meta-RL experiments use them too),
+# with the pre-norm S5 block their recorded runs used.
+SMOKE_NETWORK = dataclasses.replace(
+    PAPER.network, encoder=(16, 16), hidden=16, heads=(16,), s5_layers=1, s5_state=8,
+    s5_block="prenorm",
+)
+QUICK_NETWORK = dataclasses.replace(
+    PAPER.network, encoder=(64, 64), hidden=64, heads=(64, 64), s5_layers=2, s5_state=64,
+    s5_block="prenorm",
+)
 
 PROFILES = {
-    "smoke": PopgymSettings(
+    "smoke": dataclasses.replace(
+        PAPER,
         envs=("PositionOnlyCartPoleHard",),
         models=("s5", "gru"),
         seeds=1,
-        total_steps=256,
-        num_envs=1,
-        unroll=64,
-        epochs=1,
-        minibatches=1,
-        learning_rate=1e-3,
-        encoder=(16, 16),
-        hidden=16,
-        heads=(16,),
-        s5_layers=1,
-        s5_state=8,
-        s5_block="prenorm",  # the block these profiles' recorded runs used
-        checkpoint_every=2,
+        ppo=dataclasses.replace(
+            PAPER.ppo, total_steps=256, num_envs=1, unroll=64, epochs=1, minibatches=1,
+            learning_rate=1e-3, checkpoint_every=2,
+        ),
+        network=SMOKE_NETWORK,
     ),
     # About 10 CPU-minutes (measured, 1 torch thread): 30 runs of 32 updates of 2,048 steps.
     # RepeatPreviousEasy (recall the card 4 steps back) stands in for RepeatPreviousHard (64
     # back), which no model learns in this budget; the learning rate is raised to match it.
-    "quick": PopgymSettings(
+    "quick": dataclasses.replace(
+        PAPER,
         envs=("PositionOnlyCartPoleHard", "PositionOnlyPendulumHard", "RepeatPreviousEasy"),
         seeds=2,
-        total_steps=65_536,
-        num_envs=16,
-        unroll=128,
-        epochs=4,
-        minibatches=4,
-        learning_rate=2e-3,
-        gae_lambda=0.95,
-        encoder=(64, 64),
-        hidden=64,
-        heads=(64, 64),
-        s5_layers=2,
-        s5_state=64,
-        s5_block="prenorm",  # the block these profiles' recorded runs used
-        checkpoint_every=4,
+        ppo=dataclasses.replace(
+            PAPER.ppo, total_steps=65_536, num_envs=16, unroll=128, epochs=4, minibatches=4,
+            learning_rate=2e-3, gae_lambda=0.95, checkpoint_every=4,
+        ),
+        network=QUICK_NETWORK,
     ),
-    "full": PopgymSettings(milestones=PAPER_MILESTONES),
+    "full": dataclasses.replace(
+        PAPER, ppo=dataclasses.replace(PAPER.ppo, milestones=PAPER_MILESTONES)
+    ),
 }
 
 
@@ -147,41 +128,34 @@ class PopgymRunConfig:
 
 
 def settings_for(profile: str, **overrides: Any) -> PopgymSettings:
-    """Resolve a profile and overrides, checking environment and model names."""
+    """Resolve a profile and overrides (dotted names: ``ppo.learning_rate``), checking
+    environment and model names."""
     settings = resolve(PROFILES, profile, **overrides)
     for env in settings.envs:
         check_choice("environment", env, TASKS)
     for model in settings.models:
         check_choice("model", model, MODELS)
-    PPOConfig.from_settings(settings).check()
+    settings.ppo.check()
     return settings
 
 
 def grid(settings: PopgymSettings) -> list[RunSpec]:
     """One run per (environment, model, seed)."""
-    ppo = PPOConfig.from_settings(settings)
     specs = []
     for env in settings.envs:
         for model in settings.models:
-            network = NetworkConfig.from_settings(settings, model)
+            network = dataclasses.replace(settings.network, core=model)
             for seed in range(settings.seeds):
-                config = PopgymRunConfig(env, model, seed, network, ppo)
+                config = PopgymRunConfig(env, model, seed, network, settings.ppo)
                 specs.append(RunSpec(EXPERIMENT, config, run_ppo))
     return specs
 
 
-def run_ppo(config: PopgymRunConfig, run: RunDir) -> dict[str, Any]:
-    """Train one model on one environment with one seed; the curve and MMER of the run."""
-    run.start_clock()
-    device = default_device()
-    agent, history = train_ppo(
-        lambda: make_env(config.env), config.network, config.ppo, config.seed, run, device,
-        summarize=mmer_summary,
-    )
+def mmer_measures(history: PPOHistory) -> dict[str, Any]:
+    """What a POPGym-style run measured (the meta-RL runs too): its learning curve, MMER, last
+    losses and training speed."""
     train_time = history.wall_time_s[-1]
     return {
-        "config": dataclasses.asdict(config),
-        "parameters": sum(p.numel() for p in agent.parameters() if p.requires_grad),
         "curve": {
             "steps": history.steps,
             "mean_return": finite_or_none(history.mean_return),
@@ -192,11 +166,16 @@ def run_ppo(config: PopgymRunConfig, run: RunDir) -> dict[str, Any]:
         "final_losses": history.losses[-1],
         "train_time_s": train_time,
         "env_steps_per_s": history.steps[-1] / train_time,
-        "milestones": history.milestones,
-        **wall_time_fields(run),
-        "device": device.type,
-        "commit": git_commit(),
-        "hardware": hardware(),
-        "versions": library_versions("popgym"),
     }
 
+
+def run_ppo(config: PopgymRunConfig, run: RunDir) -> dict[str, Any]:
+    """Train one model on one environment with one seed; the curve and MMER of the run."""
+    run.start_clock()
+    device = default_device()
+    agent, history = train_ppo(
+        lambda: make_env(config.env), config.network, config.ppo, config.seed, run, device,
+        summarize=mmer_summary,
+    )
+    measured = {**mmer_measures(history), "milestones": history.milestones}
+    return run_record(config, run, agent, device, measured, libraries=("popgym",))

@@ -22,8 +22,9 @@ class Experiment:
     name: str
     module_name: str
     config_class_name: str
-    horizon: str  # the settings field that says where runs stop
+    horizon: str  # the setting (dotted name) that says where runs stop
     horizon_unit: str
+    milestones: str  # the setting that lists the stops at which runs record, in that unit
     # Notebook -> the settings it passes beyond the profile (what its grid is at defaults).
     notebooks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -43,17 +44,19 @@ EXPERIMENTS = {
     experiment.name: experiment
     for experiment in (
         Experiment("offline_rl", "ssmrl_lib.experiments.offline_rl", "OfflineRunConfig",
-                   "steps", "gradient steps",
+                   "train.steps", "gradient steps", "eval.milestones",
                    {"01_dt_replication": {}, "02_mamba_vs_dt": {"models": ["dt", "mamba"]}}),
         Experiment("popgym_ppo", "ssmrl_lib.experiments.popgym_ppo", "PopgymRunConfig",
-                   "total_steps", "environment steps", {"03_s5_popgym": {}}),
+                   "ppo.total_steps", "environment steps", "ppo.milestones",
+                   {"03_s5_popgym": {}}),
         Experiment("bsuite_memory", "ssmrl_lib.experiments.bsuite_memory", "BsuiteRunConfig",
-                   "episodes", "episodes", {"04_bsuite_memory": {}}),
+                   "episodes", "episodes", "milestones", {"04_bsuite_memory": {}}),
         Experiment("meta_rl_cartpole", "ssmrl_lib.experiments.meta_rl_cartpole",
-                   "MetaCartPoleRunConfig", "total_steps", "environment steps",
-                   {"05_meta_rl": {}}),
+                   "MetaCartPoleRunConfig", "ppo.total_steps", "environment steps",
+                   "ppo.milestones", {"05_meta_rl": {}}),
         Experiment("meta_rl_dmc", "ssmrl_lib.experiments.meta_rl_dmc", "MetaDMCRunConfig",
-                   "total_steps", "environment steps", {"05_meta_rl": {}}),
+                   "ppo.total_steps", "environment steps", "ppo.milestones",
+                   {"05_meta_rl": {}}),
     )
 }
 

@@ -16,9 +16,7 @@ hidden layers, 0.01 for the policy output (a near-uniform first policy), 1 for t
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -48,19 +46,6 @@ class NetworkConfig:
 
     def __post_init__(self) -> None:
         check_choice("S5 block", self.s5_block, S5_BLOCKS)
-
-    @classmethod
-    def from_settings(cls, settings: Any, core: str, **changes: Any) -> NetworkConfig:
-        """``core``'s network from a notebook settings dataclass's fields of the same names
-        (``encoder``, ``hidden``, ``heads``, ``s5_layers``, ...), then ``changes``."""
-        names = {f.name for f in dataclasses.fields(cls)} & {
-            f.name for f in dataclasses.fields(settings)
-        }
-        values = {name: getattr(settings, name) for name in names}
-        values.update(core=core, **changes)
-        for name in ("encoder", "heads"):  # overrides may arrive as lists
-            values[name] = tuple(values.get(name, getattr(cls, name)))
-        return cls(**values)
 
 
 ACTIVATIONS = {"leaky_relu": nn.LeakyReLU, "relu": nn.ReLU}

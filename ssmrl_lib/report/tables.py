@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ssmrl_lib.profiles import setting_values
 from ssmrl_lib.report.paper_numbers import CORL_DT, DT_PAPER
 from ssmrl_lib.report.verdicts import interval_text, mean_interval
 
@@ -128,14 +129,13 @@ def absent_envs_markdown(envs: tuple | list, dataset_pattern: str) -> str:
 
 
 def settings_table(settings: Any, paper: Any) -> pd.DataFrame:
-    """The settings of this execution that differ from the paper-scale (``full``) profile."""
-    import dataclasses
-
+    """The settings of this execution that differ from the paper-scale (``full``) profile, by
+    their dotted names (``ppo.learning_rate``)."""
+    ours, papers = setting_values(settings), setting_values(paper)
     rows = [
-        {"setting": field.name, "this run": _setting_text(getattr(settings, field.name)),
-         "paper scale (full)": _setting_text(getattr(paper, field.name))}
-        for field in dataclasses.fields(settings)
-        if getattr(settings, field.name) != getattr(paper, field.name)
+        {"setting": name, "this run": _setting_text(value),
+         "paper scale (full)": _setting_text(papers[name])}
+        for name, value in ours.items() if value != papers[name]
     ]
     return pd.DataFrame(rows, columns=["setting", "this run", "paper scale (full)"])
 

@@ -23,7 +23,6 @@ run can be extended to a later milestone.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -80,15 +79,6 @@ class PPOConfig:
         rounded down to whole updates, as ``total_steps`` is) up to the stop, and the stop."""
         within = {m // self.steps_per_update for m in self.milestones}
         return {u for u in within if 0 < u < self.updates} | {self.updates}
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> PPOConfig:
-        """The PPO hyperparameters among a notebook settings dataclass's fields (same names);
-        the rest keep their defaults."""
-        names = {f.name for f in dataclasses.fields(cls)} & {
-            f.name for f in dataclasses.fields(settings)
-        }
-        return cls(**{name: getattr(settings, name) for name in names})
 
     def check(self) -> None:
         if self.num_envs % self.minibatches:
