@@ -17,9 +17,7 @@ from typing import Any
 import yaml
 
 from ssmrl_lib.errors import SsmrlError
-from ssmrl_lib.paths import REPO_ROOT, default_minari_store
-
-DEFAULT_PLAN = REPO_ROOT / "campaign" / "plan.yaml"
+from ssmrl_lib.paths import default_minari_store
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,7 +43,7 @@ def _integer(minimum: int) -> Any:
     return parse
 
 
-POSITIVE, NON_NEGATIVE = _integer(1), _integer(0)
+_positive, _non_negative = _integer(1), _integer(0)
 
 
 class _Yaml12Loader(yaml.SafeLoader):
@@ -211,13 +209,13 @@ def _apply_device_option(args: argparse.Namespace) -> None:
 
 
 def _campaign_run(args: argparse.Namespace) -> None:
-    from ssmrl_lib.campaign import load_plan, run_campaign, say
+    from ssmrl_lib.campaign import DEFAULT_PLAN, load_plan, run_campaign, say
     from ssmrl_lib.paths import runs_root
     from ssmrl_lib.runs import RunStore, make_executor
 
     if args.nice:
         os.nice(args.nice)
-    plan = load_plan(args.plan)
+    plan = load_plan(args.plan or DEFAULT_PLAN)
     store = RunStore(runs_root())
     options = executor_options(args)
     if options["kind"] == "local":
@@ -227,11 +225,12 @@ def _campaign_run(args: argparse.Namespace) -> None:
 
 
 def _campaign_status(args: argparse.Namespace) -> None:
-    from ssmrl_lib.campaign import load_plan, status_report
+    from ssmrl_lib.campaign import DEFAULT_PLAN, load_plan, status_report
     from ssmrl_lib.paths import runs_root
     from ssmrl_lib.runs import RunStore
 
-    print(status_report(load_plan(args.plan), RunStore(runs_root()), jobs=args.jobs))
+    plan = load_plan(args.plan or DEFAULT_PLAN)
+    print(status_report(plan, RunStore(runs_root()), jobs=args.jobs))
 
 
 def _runs_migrate(args: argparse.Namespace) -> None:
@@ -286,11 +285,11 @@ def build_parser() -> argparse.ArgumentParser:
     make = data.add_parser("make", help="make a local Minari dataset by running a policy")
     make.add_argument("--env", required=True, help="hopper, halfcheetah or walker2d")
     make.add_argument("--id", required=True, help="dataset id, e.g. ssmrl/hopper/random-v0")
-    make.add_argument("--steps", type=POSITIVE, required=True, help="at least this many steps")
+    make.add_argument("--steps", type=_positive, required=True, help="at least this many steps")
     make.add_argument(
         "--policy", default="random", help="'random' or a checkpoint (.npz actor or SB3 .zip)"
     )
-    make.add_argument("--seed", type=NON_NEGATIVE, default=0)
+    make.add_argument("--seed", type=_non_negative, default=0)
     make.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
     make.add_argument("--if-missing", action="store_true", help="do nothing if it exists")
     make.set_defaults(handler=_data_make)
@@ -302,19 +301,19 @@ def build_parser() -> argparse.ArgumentParser:
         "train-policy", help="train (or resume) a behavior policy: SAC, TQC for halfcheetah"
     )
     train.add_argument("--env", required=True, help="hopper, halfcheetah or walker2d")
-    train.add_argument("--steps", type=POSITIVE, required=True, help="train up to this many steps")
+    train.add_argument("--steps", type=_positive, required=True, help="train up to this many steps")
     train.add_argument("--dir", help="policy directory (default data/policies/<env>)")
-    train.add_argument("--seed", type=NON_NEGATIVE, default=0)
-    train.add_argument("--eval-every", type=POSITIVE, default=10_000)
-    train.add_argument("--eval-episodes", type=POSITIVE, default=10,
+    train.add_argument("--seed", type=_non_negative, default=0)
+    train.add_argument("--eval-every", type=_positive, default=10_000)
+    train.add_argument("--eval-episodes", type=_positive, default=10,
                        help="deterministic episodes per evaluation (default 10)")
     train.add_argument(
-        "--sampled-eval-episodes", type=NON_NEGATIVE, default=50,
+        "--sampled-eval-episodes", type=_non_negative, default=50,
         help="episodes of sampled actions per evaluation, which the medium/expert choice uses "
         "(default 50; 0 for none, as the policies trained before this option)",
     )
-    train.add_argument("--learning-starts", type=NON_NEGATIVE, default=10_000)
-    train.add_argument("--threads", type=POSITIVE, default=1, help="torch threads (default 1)")
+    train.add_argument("--learning-starts", type=_non_negative, default=10_000)
+    train.add_argument("--threads", type=_positive, default=1, help="torch threads (default 1)")
     train.set_defaults(handler=_data_train_policy)
 
     build = data.add_parser(
@@ -325,10 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--quality", required=True,
         help="random, medium, medium-replay, medium-expert, expert or all",
     )
-    build.add_argument("--steps", type=POSITIVE, help="steps per policy (default 1000000)")
-    build.add_argument("--seed", type=NON_NEGATIVE, default=0)
-    build.add_argument("--n-envs", type=POSITIVE, default=8, help="environments run in lockstep")
-    build.add_argument("--jobs", type=POSITIVE, default=1,
+    build.add_argument("--steps", type=_positive, help="steps per policy (default 1000000)")
+    build.add_argument("--seed", type=_non_negative, default=0)
+    build.add_argument("--n-envs", type=_positive, default=8, help="environments run in lockstep")
+    build.add_argument("--jobs", type=_positive, default=1,
                        help="datasets built in parallel processes")
     build.add_argument("--checkpoint", help="use this policy checkpoint (.npz) for medium/expert")
     build.add_argument("--policies-dir", help="behavior policies (default data/policies)")
@@ -344,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--env", required=True, help="hopper, halfcheetah or walker2d")
     export.add_argument("--dir", help="policy directory (default data/policies/<env>)")
-    export.add_argument("--until-step", type=POSITIVE,
+    export.add_argument("--until-step", type=_positive,
                         help="default: the medium checkpoint's step")
     export.set_defaults(handler=_data_export_replay)
 
@@ -368,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("status", _campaign_status, "runs done and pending, core-hours spent and left"),
     ):
         sub = campaign.add_parser(name, help=text)
-        sub.add_argument("--plan", default=str(DEFAULT_PLAN), help="plan file (YAML)")
+        sub.add_argument("--plan", help="plan file (YAML; default campaign/plan.yaml)")
         sub.add_argument("--jobs", type=int, help="runs at once (default: the plan's)")
         sub.set_defaults(handler=handler)
         if name == "run":

@@ -30,7 +30,7 @@ from jupyter_client.manager import AsyncKernelManager
 
 from ssmrl_lib.errors import SsmrlError, check_choice
 from ssmrl_lib.paths import REPO_ROOT, environment
-from ssmrl_lib.profiles import PROFILES, setting_values
+from ssmrl_lib.profiles import PROFILE_NAMES, setting_values
 from ssmrl_lib.runs.store import file_mode
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -107,7 +107,7 @@ def override_names(name: str, profile: str) -> list[str]:
     cell = notebook_parameters(name)
     if OVERRIDES not in cell:
         return []
-    check_choice("profile", profile, PROFILES)
+    check_choice("profile", profile, PROFILE_NAMES)
     return list(dict.fromkeys(
         f"{prefix}.{setting}" if prefix else setting
         for prefix, module in _targets(name)

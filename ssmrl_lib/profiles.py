@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from ssmrl_lib.errors import SsmrlError, check_choice
 
-PROFILES = ("smoke", "quick", "full")
+PROFILE_NAMES = ("smoke", "quick", "full")
 
 Settings = TypeVar("Settings")
 

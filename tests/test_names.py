@@ -2,8 +2,10 @@
 so that a name read anywhere says which thing it is.
 
 The one exception is the interface a notebook's settings module (one that defines
-``settings_for``) offers the notebooks, the registry and the campaign: ``INTERFACE``'s names,
-the same in every such module and always read qualified by it (``offline_rl.PROFILES``).
+``settings_for``) offers the notebooks, the registry and the campaign, and the vocabulary each
+such module builds its profiles from (``PAPER``: the paper's settings; ``PAPER_MILESTONES``,
+``PAPER_MODELS``): ``INTERFACE``'s names, the same in every such module and read qualified by
+it (``offline_rl.PROFILES``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from collections import defaultdict
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "ssmrl_lib"
-INTERFACE = {"settings_for", "PROFILES", "grid", "EXPERIMENT", "MODELS"}
+INTERFACE = {"settings_for", "PROFILES", "grid", "EXPERIMENT", "MODELS",
+             "PAPER", "PAPER_MILESTONES", "PAPER_MODELS"}
 
 
 def public_names(path: Path) -> list[tuple[str, int]]:

@@ -17,6 +17,10 @@ from tqdm import tqdm
 
 from ssmrl_lib.models.actor_critic import ActorCritic
 
+# Evaluation episodes are seeded from here up, so that none of them replays a training
+# environment's seed.
+EVAL_SEED_OFFSET = 1_000_000
+
 
 @torch.no_grad()
 def trial_returns(

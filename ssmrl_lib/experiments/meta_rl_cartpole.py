@@ -22,7 +22,7 @@ from typing import Any
 
 from ssmrl_lib.device import default_device
 from ssmrl_lib.errors import SsmrlError, check_choice
-from ssmrl_lib.evaluate.trials import per_trial_mean, trial_returns
+from ssmrl_lib.evaluate.trials import EVAL_SEED_OFFSET, per_trial_mean, trial_returns
 from ssmrl_lib.experiments.popgym_ppo import QUICK_NETWORK, SMOKE_NETWORK, mmer_measures
 from ssmrl_lib.meta_envs import ProjectedStatelessCartPole
 from ssmrl_lib.models.actor_critic import NetworkConfig
@@ -44,7 +44,6 @@ PAPER_MODELS = ("s5", "s5_noreset", "gru", "mlp")
 PAPER_TRIALS = 16
 PAPER_TRIAL_LENGTH = 200
 PAPER_EVAL_TRIALS = 32
-EVAL_SEED_OFFSET = 1_000_000  # evaluation seeds: none of them seeds a training environment
 
 
 @allowed(

@@ -29,7 +29,7 @@ import torch
 
 from ssmrl_lib.device import default_device
 from ssmrl_lib.errors import check_choice
-from ssmrl_lib.evaluate.trials import trial_returns
+from ssmrl_lib.evaluate.trials import EVAL_SEED_OFFSET, trial_returns
 from ssmrl_lib.experiments.popgym_ppo import QUICK_NETWORK, SMOKE_NETWORK, mmer_measures
 from ssmrl_lib.meta_envs import DMC_STEP_LIMIT, HELDOUT_TASKS, TRAIN_TASKS, DMControlProjectionTask
 from ssmrl_lib.models.actor_critic import NetworkConfig
@@ -49,7 +49,6 @@ from ssmrl_lib.train.ppo import PPOConfig, mmer_summary, train_ppo
 EXPERIMENT = "meta_rl_dmc"
 MODELS = CORES
 PAPER_MODELS = ("s5", "lstm", "mlp")
-EVAL_SEED_OFFSET = 1_000_000  # evaluation seeds: none of them seeds a training environment
 
 
 @allowed(
