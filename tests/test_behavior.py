@@ -6,17 +6,15 @@ import numpy as np
 import pytest
 
 from ssmrl_lib import cli
-from ssmrl_lib.data.behavior import (
-    SAMPLED_EVAL_SEED,
-    ActorPolicy,
-    evaluate_policy_returns,
+from ssmrl_lib.data.actor import ActorPolicy
+from ssmrl_lib.data.behavior import SAMPLED_EVAL_SEED, evaluate_policy_returns, train_policy
+from ssmrl_lib.data.policy_dir import (
     has_sampled_evaluations,
     load_replay_buffer,
     read_evaluations,
     read_state,
-    train_policy,
 )
-from ssmrl_lib.data.recipes import export_replay, replay_episodes
+from ssmrl_lib.data.replay import export_replay, replay_episodes
 from ssmrl_lib.envs import get_task
 from ssmrl_lib.errors import SsmrlError
 
@@ -58,8 +56,7 @@ def test_evaluations_score_the_checkpoints_sampled_actions_too(tiny_policy):
     # The sampled columns are the exported actor's sampler on the recorded seeds.
     step = row["step"]
     sampler = actor.sampler(np.random.default_rng(SAMPLED_EVAL_SEED + step))
-    returns, lengths = evaluate_policy_returns(
-        lambda obs: sampler(obs[None])[0], "Hopper-v5", 2, seed=SAMPLED_EVAL_SEED + step)
+    returns, lengths = evaluate_policy_returns(sampler, "Hopper-v5", 2, SAMPLED_EVAL_SEED + step)
     assert row["sampled_mean_return"] == pytest.approx(returns.mean(), abs=1e-3)
     assert row["sampled_mean_length"] == pytest.approx(lengths.mean())
     # Both evaluations' CPU time is logged, cumulative; the process's CPU time, taken before each
