@@ -25,8 +25,8 @@ class ActorPolicy:
 
     Stored as ``.npz`` (a zip of numpy arrays): the hidden layers' weights and biases
     (``w0, b0, w1, b1, ...``, ReLU between them), the mean head (``w_mu, b_mu``), the log-std
-    head (``w_log_std, b_log_std``; checkpoints written before it was exported lack it and can
-    only act deterministically), the action bounds and a JSON ``meta`` string (environment,
+    head (``w_log_std, b_log_std``; a checkpoint without it, such as the committed policies',
+    can only act deterministically), the action bounds and a JSON ``meta`` string (environment,
     algorithm, step, evaluation). A few hundred kB instead of SB3's few MB, and batched
     inference is one matrix product per layer.
 

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import mujoco
 import numpy as np
+import stable_baselines3
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from tqdm import tqdm
@@ -96,20 +98,15 @@ def evaluate_policy_returns(
 
 
 def _training_record(config: BehaviorTrainingConfig) -> dict[str, Any]:
-    import stable_baselines3
-
+    """``training.json``: the config and the versions of the packages that train."""
     record = {"config": asdict(config), "stable_baselines3": stable_baselines3.__version__}
     try:
         import sb3_contrib
 
         record["sb3_contrib"] = sb3_contrib.__version__
-    except ImportError:  # pragma: no cover
+    except ImportError:  # pragma: no cover - sb3-contrib is a dependency
         pass
-    record["gymnasium"] = gym.__version__
-    import mujoco
-
-    record["mujoco"] = mujoco.__version__
-    return record
+    return record | {"gymnasium": gym.__version__, "mujoco": mujoco.__version__}
 
 
 def train_policy(

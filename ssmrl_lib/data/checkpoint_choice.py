@@ -51,14 +51,14 @@ D4RL_DATASET_SCORES: dict[str, dict[str, float]] = {
 # How a checkpoint picks actions while collecting medium and expert episodes. D4RL sampled
 # them from its SAC policy (scripts/generation/mujoco/collect_data.py: ``distr.sample()``), and
 # so did Minari (scripts/mujoco/create_dataset.py: SB3's ``predict`` with its default
-# ``deterministic=False``); so do we. Policies trained before sampled evaluations were recorded
-# act by their mean (their checkpoints cannot sample): ``recipe_action_sampling``.
+# ``deterministic=False``); so do we. A policy whose evaluations score only its mean actions
+# acts by its mean (its checkpoints may not be able to sample): ``recipe_action_sampling``.
 SAMPLING_MODES = ("mean", "sample")
 ACTION_SAMPLING = "sample"
 # A medium checkpoint scores within this fraction of the medium target, by the actions it
-# collects with: ±10 % of D4RL's dataset score (issue 13.4b) on 50 sampled episodes; the older,
-# mean-action policies were chosen within ±25 % on 10 deterministic episodes (SE ≈ 4 points,
-# about as wide as ±10 % of 62.1), which keeps their checkpoints.
+# collects with: ±10 % of D4RL's dataset score (issue 13.4b) on 50 sampled episodes; ±25 % for
+# mean-action policies, scored on 10 deterministic episodes (SE ≈ 4 points, about as wide as
+# ±10 % of 62.1), which keeps the committed policies' medium checkpoints.
 MEDIUM_TOLERANCE: dict[str, float] = {"sample": 0.10, "mean": 0.25}
 EXPERT_LEVEL = 90.0  # normalized score a checkpoint must reach to be called expert
 
@@ -83,9 +83,9 @@ def recipe_action_sampling(task: LocomotionTask, policy_dir: Path | None = None)
     """How the checkpoints of ``task``'s policy act in the recipes: ``ACTION_SAMPLING``, except
     that a policy whose training scored only its mean actions acts by its mean.
 
-    Those are the policies trained before sampled evaluations and log-std heads were recorded
-    (the committed ones until they are replaced): their checkpoints cannot sample, and their
-    medium checkpoint was chosen on its mean actions. So their datasets stay as built.
+    Such a policy (the committed ones, until they are replaced) may hold no log-std head to
+    sample with, and its medium checkpoint was chosen on its mean actions; acting by the mean
+    keeps its datasets as built.
     """
     if ACTION_SAMPLING == "mean":
         return "mean"

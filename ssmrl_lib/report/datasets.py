@@ -110,7 +110,7 @@ def policies_frame(envs: list[str], policies_dir: Path | None = None) -> pd.Data
     return pd.DataFrame(rows)
 
 
-def plot_training_curves(envs: list[str], policies_dir: Path | None = None):
+def plot_behavior_training_curves(envs: list[str], policies_dir: Path | None = None):
     """Normalized score of each behavior policy's evaluations (mean actions, and sampled ones
     where the training scored them), with the medium band of the actions the recipe takes."""
     import matplotlib.pyplot as plt
