@@ -121,6 +121,8 @@ class Recipe(ABC):
 
 @dataclass(frozen=True)
 class RandomRecipe(Recipe):
+    """Uniformly random actions (:func:`random_policy`, seeded with the build's seed)."""
+
     def collect(self, request: RecipeRequest) -> tuple[Episodes, Provenance]:
         env = gym.make(request.task.gym_id, disable_env_checker=True)
         act = random_policy(env.action_space, request.seed)
@@ -147,6 +149,7 @@ class CheckpointRecipe(Recipe):
         return True
 
     def first_episode_seed(self, seed: int) -> int:
+        """The reset seed of the first episode of a build with ``seed``."""
         return seed + self.seed_offset
 
     def check_available(self, request: RecipeRequest) -> None:
