@@ -14,8 +14,8 @@ times, per environment step, one process at a time:
 Each figure is the median of ``--repeats`` runs: this machine's speed drifts by several
 percent from minute to minute.
 
-``summary.environment_floor`` turns the physics time into the least wall time of the recorded
-rebuild.
+``report.datasets.environment_floor`` turns the physics time into the least wall time of the
+recorded rebuild.
 
 Usage: ``python benchmarks/env_step.py [--steps 20000]``
 """
@@ -33,8 +33,10 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
+from ssmrl_lib.data.actor import load_actor
+from ssmrl_lib.data.checkpoint_choice import choose_checkpoint
+from ssmrl_lib.data.collect import random_policy
 from ssmrl_lib.data.lockstep import LockstepEnvs
-from ssmrl_lib.data.recipes import choose_checkpoint, load_actor, random_batch_policy
 from ssmrl_lib.envs import MUJOCO_TASKS, LocomotionTask
 from ssmrl_lib.provenance import benchmark_record
 
@@ -104,7 +106,7 @@ def actors_for(task: LocomotionTask) -> dict[str, BatchActor]:
     """The actions of the random recipe and of the medium behavior policy, for a batch."""
     space = gym.make(task.gym_id).action_space
     medium = load_actor(choose_checkpoint(task, "medium").path, task)
-    return {"random": random_batch_policy(space, seed=0), "medium policy": medium}
+    return {"random": random_policy(space, seed=0), "medium policy": medium}
 
 
 def main() -> None:

@@ -48,7 +48,7 @@ def _git(*args: str) -> str:
 
 def _kept_policy_files() -> set[str]:
     """The files of ``data/policies`` that the check's dataset rebuild reads."""
-    from ssmrl_lib.data.recipes import choose_checkpoint
+    from ssmrl_lib.data.checkpoint_choice import choose_checkpoint
     from ssmrl_lib.envs import get_task
 
     hopper = ROOT / STASHED_UNDER / "hopper"

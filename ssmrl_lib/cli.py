@@ -125,11 +125,11 @@ def _data_build(args: argparse.Namespace) -> None:
     import time
 
     from ssmrl_lib.data.rebuild import rebuild_datasets
-    from ssmrl_lib.data.recipes import QUALITIES
+    from ssmrl_lib.data.recipes import RECIPES
     from ssmrl_lib.envs import MUJOCO_TASKS, get_task
 
     envs = list(MUJOCO_TASKS) if args.env == "all" else [get_task(args.env).name]
-    qualities = list(QUALITIES) if args.quality == "all" else [args.quality]
+    qualities = list(RECIPES) if args.quality == "all" else [args.quality]
     started = time.monotonic()
     outcomes = rebuild_datasets(
         envs, qualities, jobs=args.jobs, if_missing=args.if_missing,
@@ -143,7 +143,8 @@ def _data_build(args: argparse.Namespace) -> None:
 
 
 def _data_export_replay(args: argparse.Namespace) -> None:
-    from ssmrl_lib.data.recipes import export_replay, medium_is_final
+    from ssmrl_lib.data.checkpoint_choice import medium_is_final
+    from ssmrl_lib.data.replay import export_replay
     from ssmrl_lib.envs import get_task
 
     task, policy_dir = get_task(args.env), Path(args.dir) if args.dir else None

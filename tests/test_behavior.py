@@ -6,17 +6,15 @@ import numpy as np
 import pytest
 
 from ssmrl_lib import cli
-from ssmrl_lib.data.behavior import (
-    SAMPLED_EVAL_SEED,
-    ActorPolicy,
-    evaluate_policy_returns,
+from ssmrl_lib.data.actor import ActorPolicy
+from ssmrl_lib.data.behavior import SAMPLED_EVAL_SEED, evaluate_policy_returns, train_policy
+from ssmrl_lib.data.policy_dir import (
     has_sampled_evaluations,
     load_replay_buffer,
     read_evaluations,
     read_state,
-    train_policy,
 )
-from ssmrl_lib.data.recipes import export_replay, replay_episodes
+from ssmrl_lib.data.replay import export_replay, replay_episodes
 from ssmrl_lib.envs import get_task
 from ssmrl_lib.errors import SsmrlError
 
@@ -58,8 +56,7 @@ def test_evaluations_score_the_checkpoints_sampled_actions_too(tiny_policy):
     # The sampled columns are the exported actor's sampler on the recorded seeds.
     step = row["step"]
     sampler = actor.sampler(np.random.default_rng(SAMPLED_EVAL_SEED + step))
-    returns, lengths = evaluate_policy_returns(
-        lambda obs: sampler(obs[None])[0], "Hopper-v5", 2, seed=SAMPLED_EVAL_SEED + step)
+    returns, lengths = evaluate_policy_returns(sampler, "Hopper-v5", 2, SAMPLED_EVAL_SEED + step)
     assert row["sampled_mean_return"] == pytest.approx(returns.mean(), abs=1e-3)
     assert row["sampled_mean_length"] == pytest.approx(lengths.mean())
     # Both evaluations' CPU time is logged, cumulative; the process's CPU time, taken before each
@@ -183,3 +180,36 @@ def test_train_policy_cli_bad_input(capsys, tmp_path):
     assert exit_.value.code == 2 and len(err.splitlines()) == 1
     assert err == ("ssmrl data train-policy: error: argument --steps: must be a positive "
                    "integer, got '0'")
+
+
+def test_evaluation_returns_are_gymnasiums_own_episode_sums(tiny_policy):
+    """Evaluations go through the lockstep collector; a running training's rows, written by a
+    plain gymnasium loop, stay comparable only if the numbers are exactly those."""
+    import gymnasium as gym
+
+    actor = ActorPolicy.load(tiny_policy / "checkpoints" / "step_00000200.npz")
+    returns, lengths = evaluate_policy_returns(actor, "Hopper-v5", 3, seed=11)
+    env = gym.make("Hopper-v5", disable_env_checker=True)
+    for k in range(3):
+        obs, _ = env.reset(seed=11 + k)
+        total, length, done = 0.0, 0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(actor(obs[None])[0])
+            total += float(reward)
+            length += 1
+            done = terminated or truncated
+        assert (returns[k], lengths[k]) == (total, length)
+
+
+def test_algorithms_are_found_by_name_and_by_a_saved_models_policy():
+    from stable_baselines3 import SAC
+    from stable_baselines3.sac.policies import SACPolicy
+
+    from ssmrl_lib.data.sb3 import algorithm_class, checkpoint_algorithm
+
+    assert algorithm_class("SAC") is SAC and algorithm_class("TQC").__name__ == "TQC"
+    assert checkpoint_algorithm({"policy_class": SACPolicy}) == "SAC"
+    with pytest.raises(SsmrlError, match="unknown algorithm 'XYZ'; valid choices: SAC"):
+        algorithm_class("XYZ")
+    with pytest.raises(SsmrlError, match="cannot tell the algorithm"):
+        checkpoint_algorithm({"policy_class": dict})

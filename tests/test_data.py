@@ -95,7 +95,7 @@ def test_sb3_checkpoint_policy_makes_a_dataset(tmp_path):
 
 
 def test_dataset_source_of_a_data_make_dataset(tiny_hopper_id):
-    from ssmrl_lib.data.summary import dataset_source
+    from ssmrl_lib.report.datasets import dataset_source
 
     source = dataset_source(tiny_hopper_id)
     assert source.startswith(f"`{tiny_hopper_id}`") and "policy random" in source

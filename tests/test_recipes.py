@@ -12,14 +12,24 @@ import numpy as np
 import pytest
 
 from ssmrl_lib import cli
-from ssmrl_lib.data import rebuild, recipes
-from ssmrl_lib.data.behavior import EVAL_COLUMNS, train_policy
+from ssmrl_lib.data import checkpoint_choice, rebuild, recipes
+from ssmrl_lib.data.actor import load_actor
+from ssmrl_lib.data.behavior import train_policy
+from ssmrl_lib.data.checkpoint_choice import (
+    D4RL_DATASET_SCORES,
+    NotAvailable,
+    choose_checkpoint,
+    medium_is_final,
+)
+from ssmrl_lib.data.files import file_sha256
+from ssmrl_lib.data.policy_dir import EVAL_COLUMNS
 from ssmrl_lib.data.rebuild import rebuild_datasets
-from ssmrl_lib.data.recipes import build_dataset, choose_checkpoint, export_replay
-from ssmrl_lib.data.summary import dataset_source
+from ssmrl_lib.data.recipes import RECIPES, build_dataset, recipe_dataset_id
+from ssmrl_lib.data.replay import REPLAY_FILE, export_replay
 from ssmrl_lib.envs import get_task
 from ssmrl_lib.errors import SsmrlError
 from ssmrl_lib.paths import environment
+from ssmrl_lib.report.datasets import dataset_source
 
 HOPPER = get_task("hopper")
 
@@ -74,7 +84,7 @@ def test_random_recipe_is_a_minari_dataset_with_d4rl_reference_scores(store):
         assert len(episode.observations) == len(episode.rewards) + 1
     meta = ssmrl_metadata("ssmrl/hopper/random-v0")
     assert meta["env_id"] == "Hopper-v5" and meta["seed"] == 0 and meta["code_commit"]
-    assert meta["d4rl_dataset_normalized_score"] == recipes.D4RL_DATASET_SCORES["hopper"]["random"]
+    assert meta["d4rl_dataset_normalized_score"] == D4RL_DATASET_SCORES["hopper"]["random"]
 
 
 def test_same_seed_gives_the_same_dataset_and_n_envs_does_not_drop_steps(store):
@@ -97,7 +107,7 @@ def test_medium_from_a_checkpoint_records_its_hash_and_score(hopper_policy):
     checkpoint = hopper_policy / "checkpoints" / "step_00000200.npz"
     build_dataset(HOPPER, "medium", steps=200, n_envs=2, checkpoint=checkpoint)
     meta = ssmrl_metadata("ssmrl/hopper/medium-v0")
-    assert meta["checkpoint_sha256"] == recipes.file_sha256(checkpoint)
+    assert meta["checkpoint_sha256"] == file_sha256(checkpoint)
     assert meta["checkpoint_step"] == 200 and meta["chosen_by"] == "given"
     assert np.isfinite(meta["checkpoint_normalized_score"])
     assert sum(len(e.rewards) for e in episodes("ssmrl/hopper/medium-v0")) >= 200
@@ -156,7 +166,7 @@ def test_the_recipe_samples_exactly_when_the_policy_was_evaluated_sampling(
 
 def test_medium_replay_holds_the_exported_transitions(hopper_policy):
     build_dataset(HOPPER, "medium-replay", policy_dir=hopper_policy)
-    stored = np.load(hopper_policy / recipes.REPLAY_FILE)
+    stored = np.load(hopper_policy / REPLAY_FILE)
     built = episodes("ssmrl/hopper/medium-replay-v0")
     assert sum(len(e.rewards) for e in built) == len(stored["rewards"])
     np.testing.assert_allclose(np.concatenate([e.actions for e in built]), stored["actions"])
@@ -202,29 +212,29 @@ def test_a_policy_with_sampled_evaluations_is_chosen_on_them_within_10_percent(
     # Deterministic scores run ahead of the sampled ones, as a SAC policy's do.
     write_evaluations(tmp_path, [5.0, 45.0, 60.0, 80.0, 99.0],
                       sampled=[4.0, 30.0, 42.0, 60.0, 92.0])
-    assert recipes.recipe_action_sampling(HOPPER, tmp_path) == "sample"
+    assert checkpoint_choice.recipe_action_sampling(HOPPER, tmp_path) == "sample"
     medium = choose_checkpoint(HOPPER, "medium", tmp_path)  # D4RL hopper-medium: 44.3
     assert (medium.step, medium.normalized_mean, medium.action_sampling) == (30000, 42.0, "sample")
     assert choose_checkpoint(HOPPER, "expert", tmp_path).step == 50000
-    assert recipes.medium_is_final(HOPPER, tmp_path)  # 60.0 is above the band: medium stays
+    assert medium_is_final(HOPPER, tmp_path)  # 60.0 is above the band: medium stays
     write_evaluations(tmp_path, [5.0, 45.0, 60.0], sampled=[4.0, 30.0, 42.0])
-    assert not recipes.medium_is_final(HOPPER, tmp_path)  # a later checkpoint may come closer
+    assert not medium_is_final(HOPPER, tmp_path)  # a later checkpoint may come closer
     # Within ±25 % but not ±10 % of 44.3 (39.9 ... 48.7): not medium for a sampled policy.
     write_evaluations(tmp_path, [5.0, 45.0, 80.0], sampled=[4.0, 38.0, 60.0])
     with pytest.raises(SsmrlError, match=r"medium level \(44 ± 4, sample actions\); closest 38.0"):
         choose_checkpoint(HOPPER, "medium", tmp_path)
     # Collecting by the mean chooses on the deterministic scores, with the older band.
     assert choose_checkpoint(HOPPER, "medium", tmp_path, action_sampling="mean").step == 20000
-    monkeypatch.setattr(recipes, "ACTION_SAMPLING", "mean")
-    assert recipes.recipe_action_sampling(HOPPER, tmp_path) == "mean"
+    monkeypatch.setattr(checkpoint_choice, "ACTION_SAMPLING", "mean")
+    assert checkpoint_choice.recipe_action_sampling(HOPPER, tmp_path) == "mean"
     assert choose_checkpoint(HOPPER, "medium", tmp_path).step == 20000
 
 
 def test_a_policy_evaluated_on_its_mean_actions_only_keeps_collecting_by_its_mean(tmp_path):
     """The committed policies, trained before sampled scores were recorded: their datasets stay."""
     write_evaluations(tmp_path, [5.0, 30.0, 47.0, 70.0, 95.0])
-    assert recipes.ACTION_SAMPLING == "sample"
-    assert recipes.recipe_action_sampling(HOPPER, tmp_path) == "mean"
+    assert checkpoint_choice.ACTION_SAMPLING == "sample"
+    assert checkpoint_choice.recipe_action_sampling(HOPPER, tmp_path) == "mean"
     medium = choose_checkpoint(HOPPER, "medium", tmp_path)
     assert (medium.step, medium.action_sampling) == (30000, "mean")
     with pytest.raises(SsmrlError, match="score only mean actions"):
@@ -269,7 +279,7 @@ def test_missing_and_truncated_checkpoints(capsys, hopper_policy, tmp_path, stor
 def test_missing_and_truncated_replay(capsys, hopper_policy, tmp_path, store):
     copy = tmp_path / "policies" / "hopper"
     shutil.copytree(hopper_policy, copy, ignore=shutil.ignore_patterns("state"))
-    replay = copy / recipes.REPLAY_FILE
+    replay = copy / REPLAY_FILE
     data = replay.read_bytes()
     replay.write_bytes(data[: len(data) // 3])
     args = ["data", "build", "--env", "hopper", "--quality", "medium-replay",
@@ -344,7 +354,7 @@ def test_parallel_rebuild_equals_serial_and_keeps_or_skips_with_reasons(
         for a, b in zip(episodes_in_parallel, arrays(name), strict=True):
             for x, y in zip(a, b, strict=True):
                 np.testing.assert_array_equal(x, y)
-    with pytest.raises(recipes.NotAvailable, match="medium level"):
+    with pytest.raises(NotAvailable, match="medium level"):
         rebuild_datasets(["hopper"], ["medium"], jobs=1, if_available=False, **settings)
 
 
@@ -355,7 +365,7 @@ def test_medium_expert_without_an_expert_fails_before_collecting(monkeypatch, tm
         raise AssertionError("collected steps for a recipe that cannot be built")
 
     monkeypatch.setattr(recipes, "collect_episodes", never)
-    with pytest.raises(recipes.NotAvailable, match="expert level"):
+    with pytest.raises(NotAvailable, match="expert level"):
         build_dataset(HOPPER, "medium-expert", steps=100, policy_dir=tmp_path / "hopper")
     assert_nothing_written(store, "ssmrl/hopper/medium-expert-v0")
 
@@ -467,16 +477,16 @@ def test_make_data_rebuilds_a_dataset_whose_recipe_now_takes_another_checkpoint(
 
 
 def test_writing_the_same_replay_or_policy_again_gives_the_same_bytes(hopper_policy):
-    before = (hopper_policy / recipes.REPLAY_FILE).read_bytes()
+    before = (hopper_policy / REPLAY_FILE).read_bytes()
     export_replay(HOPPER, hopper_policy, until_step=200)
-    assert (hopper_policy / recipes.REPLAY_FILE).read_bytes() == before
+    assert (hopper_policy / REPLAY_FILE).read_bytes() == before
     checkpoint = hopper_policy / "checkpoints" / "step_00000200.npz"
-    assert recipes.load_actor(checkpoint, HOPPER).to_bytes() == checkpoint.read_bytes()
+    assert load_actor(checkpoint, HOPPER).to_bytes() == checkpoint.read_bytes()
 
 
 def test_recorded_rebuild_benchmark_shows_each_dataset_and_the_verdict(tmp_path):
-    from ssmrl_lib.data.summary import environment_floor, rebuild_benchmark
     from ssmrl_lib.provenance import benchmark_record
+    from ssmrl_lib.report.datasets import environment_floor, rebuild_benchmark
 
     entry = dict(detail="", seconds=500.0, episodes=10, transitions=1_000_000, fingerprint="ab",
                  same_as_main_store=True)
@@ -506,3 +516,75 @@ def test_recorded_rebuild_benchmark_shows_each_dataset_and_the_verdict(tmp_path)
     assert "recipes use takes 2.5 min (gymnasium's own `env.step` would take 3.0 min)" in floor
     assert "The other 13.5 min" in floor
     assert environment_floor(path, tmp_path / "missing.json") is None
+
+
+def labelled_with_replay(hopper_policy, tmp_path):
+    """``labelled_policies`` with the exported replay too: every recipe is available."""
+    policy_dir = labelled_policies(hopper_policy, tmp_path)
+    shutil.copy(hopper_policy / REPLAY_FILE, policy_dir / REPLAY_FILE)
+    return policy_dir
+
+
+# What every recipe's dataset records (the Datasets chapter reads these), and what those whose
+# episodes come from a checkpoint or the replay file record besides.
+COMMON_KEYS = {"recipe", "seed", "n_envs", "env_id", "gymnasium", "code_commit",
+               "normalized_score_mean", "normalized_score_std", "d4rl_dataset_normalized_score",
+               "algorithm_name", "policy"}
+CHECKPOINT_KEYS = {"checkpoint", "checkpoint_sha256", "checkpoint_step",
+                   "checkpoint_normalized_score", "checkpoint_score_actions",
+                   "checkpoint_deterministic_score", "chosen_by", "first_episode_seed",
+                   "action_sampling", "action_sampling_rule"}
+REPLAY_KEYS = {"replay_file_sha256", "replay_until_step"}
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_every_recipe_builds_a_complete_deterministic_dataset_that_follows_it(
+    name, hopper_policy, tmp_path, store, monkeypatch
+):
+    """Registry-driven: each recipe in the table, on a policy that reached every level."""
+    recipe = RECIPES[name]
+    assert recipe.name == name and recipe.description and recipe.build_cost > 0
+    assert all(isinstance(RECIPES[part], recipes.CheckpointRecipe) for part in recipe.parts)
+    for env_scores in D4RL_DATASET_SCORES.values():
+        assert name in env_scores
+    policy_dir = labelled_with_replay(hopper_policy, tmp_path)
+    settings = dict(steps=80, n_envs=2, policy_dir=policy_dir)
+    build_dataset(HOPPER, name, **settings)
+    dataset_id = recipe_dataset_id(HOPPER, name)
+    built = arrays(dataset_id)
+    assert built and sum(len(rewards) for _, _, rewards, _, _ in built) >= (
+        80 if name != "medium-replay" else 1)
+    for observations, actions, rewards, terminations, truncations in built:
+        assert len(observations) == len(actions) + 1 == len(rewards) + 1
+        assert terminations[-1] or truncations[-1]
+        assert not (terminations[:-1] | truncations[:-1]).any()
+
+    meta = ssmrl_metadata(dataset_id)
+    expected = COMMON_KEYS | {
+        recipes.RandomRecipe: set(),
+        recipes.CheckpointRecipe: CHECKPOINT_KEYS,
+        recipes.ReplayRecipe: REPLAY_KEYS,
+        recipes.CombinedRecipe: set(recipe.parts) | {"action_sampling_rule"},
+    }[type(recipe)]
+    assert set(meta) == expected
+    assert meta["recipe"] == name
+    for part in recipe.parts:
+        assert set(meta[part]) >= CHECKPOINT_KEYS - {"action_sampling_rule"}
+    assert recipes.outdated_reason(HOPPER, name, policy_dir) == ""
+
+    # The same request in an empty store gives the same arrays.
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "again"))
+    build_dataset(HOPPER, name, **settings)
+    assert_same_arrays(arrays(dataset_id), built)
+
+
+def test_the_recipe_table_is_what_data_build_offers_and_data_make_keeps_off(capsys):
+    from ssmrl_lib.data.make import check_free_id
+
+    assert list(RECIPES) == ["random", "medium", "medium-replay", "medium-expert", "expert"]
+    code, err = run_cli(capsys, "data", "build", "--env", "hopper", "--quality", "nope")
+    assert code == 2 and f"valid choices: {', '.join(RECIPES)}" in err
+    for name in RECIPES:
+        with pytest.raises(SsmrlError, match=f"--quality {name}"):
+            check_free_id(recipe_dataset_id(HOPPER, name))
+    check_free_id("ssmrl/hopper/other-v0")  # not a recipe's: free

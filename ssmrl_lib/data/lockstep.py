@@ -48,14 +48,18 @@ class LockstepEnvs:
 
     ``step(actions)`` returns ``(observations, rewards, terminated, truncated)`` as arrays over
     the environments, exactly what each environment's own ``env.step`` (with gymnasium's
-    ``TimeLimit``) would have returned. A finished environment must be ``reset`` before the
+    ``TimeLimit``, of ``max_episode_steps`` steps if given, else the task's own) would have
+    returned. A finished environment must be ``reset`` before the
     next ``step``.
     """
 
-    def __init__(self, gym_id: str, n_envs: int):
+    def __init__(self, gym_id: str, n_envs: int, max_episode_steps: int | None = None):
         check_choice("environment for lockstep stepping", gym_id, RULES)
         self.rules = RULES[gym_id]
-        self.envs = [gym.make(gym_id, disable_env_checker=True) for _ in range(n_envs)]
+        self.envs = [
+            gym.make(gym_id, disable_env_checker=True, max_episode_steps=max_episode_steps)
+            for _ in range(n_envs)
+        ]
         self.bodies = [env.unwrapped for env in self.envs]
         first = self.bodies[0]
         if not first._exclude_current_positions_from_observation:

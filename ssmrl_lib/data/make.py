@@ -1,9 +1,10 @@
 """Make a local Minari dataset by running a policy in a gymnasium environment.
 
 This is what lets everything run offline: tests and the smoke profile make tiny datasets on the
-fly, and the datasets chapter builds its D4RL-style datasets the same way from trained
-behavior policies. Only complete episodes are stored (a trailing partial episode is dropped,
-as in Minari's own MuJoCo datasets); terminations and truncations stay apart.
+fly. Episodes are collected in one environment by the collector the D4RL recipes use
+(:func:`collect.collect_episodes`, ``n_envs=1``). Only complete episodes are stored (a trailing
+partial episode is dropped, as in Minari's own MuJoCo datasets); terminations and truncations
+stay apart.
 
 A made dataset never carries another dataset's name: the smoke profile's stand-ins live in their
 own namespace (:func:`smoke_dataset_id`), and ``ssmrl data make`` refuses the ids of the D4RL
@@ -15,15 +16,13 @@ appear whole or not at all.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import gymnasium as gym
 import minari
-import numpy as np
-from minari.data_collector import EpisodeBuffer
-from tqdm.auto import tqdm
 
+from ssmrl_lib.data.actor import load_actor
+from ssmrl_lib.data.collect import BatchPolicy, collect_episodes, random_policy
 from ssmrl_lib.data.local_store import (
     building,
     check_dataset_id,
@@ -31,11 +30,11 @@ from ssmrl_lib.data.local_store import (
     local_dataset_ids,
 )
 from ssmrl_lib.data.minari_write import create_dataset
+from ssmrl_lib.data.recipes import RECIPES
+from ssmrl_lib.data.sb3 import load_sb3_policy
 from ssmrl_lib.envs import LocomotionTask, get_task
 from ssmrl_lib.errors import SsmrlError
 from ssmrl_lib.provenance import git_commit
-
-Policy = Callable[[np.ndarray], np.ndarray]
 
 SMOKE_NAMESPACE = "ssmrl-smoke"
 # Farama hosts Minari's remote datasets under these namespaces (minari.farama.org/datasets).
@@ -50,8 +49,6 @@ def smoke_dataset_id(env: str) -> str:
 def check_free_id(dataset_id: str) -> None:
     """Raise ``SsmrlError`` unless ``ssmrl data make`` may write ``dataset_id``: a valid id
     that names no dataset made elsewhere for another purpose."""
-    from ssmrl_lib.data.recipes import QUALITIES
-
     check_dataset_id(dataset_id)
     parts = dataset_id.split("/")
     namespace = parts[0] if len(parts) > 1 else ""
@@ -65,7 +62,7 @@ def check_free_id(dataset_id: str) -> None:
             f"dataset id {dataset_id!r} is in Minari's hosted namespace {namespace}/; "
             f"download it (`minari download {dataset_id}`) or choose another namespace"
         )
-    if namespace == "ssmrl" and len(parts) == 3 and parts[2].rsplit("-v", 1)[0] in QUALITIES:
+    if namespace == "ssmrl" and len(parts) == 3 and parts[2].rsplit("-v", 1)[0] in RECIPES:
         raise SsmrlError(
             f"dataset id {dataset_id!r} is a D4RL recipe's; build it with `ssmrl data build "
             f"--env {parts[1]} --quality {parts[2].rsplit('-v', 1)[0]}` (or `make data`)"
@@ -82,44 +79,19 @@ def ensure_smoke_dataset(env: str, steps: int) -> str:
     return dataset_id
 
 
-def random_policy(action_space: gym.spaces.Box, seed: int) -> Policy:
-    """Uniform random actions from a seeded copy of ``action_space``."""
-    space = gym.spaces.Box(action_space.low, action_space.high, dtype=action_space.dtype)
-    space.seed(seed)
-    return lambda _obs: space.sample()
-
-
-def sb3_policy(checkpoint: Path, env: gym.Env) -> Policy:
-    """Deterministic actions of a stable-baselines3 checkpoint trained on ``env``'s spaces."""
-    from stable_baselines3.common.save_util import load_from_zip_file
-
-    from ssmrl_lib.data.sb3 import algorithm_class
-
-    if not checkpoint.is_file():
-        raise SsmrlError(f"policy checkpoint {checkpoint} does not exist")
+def collection_policy(policy: str, task: LocomotionTask, seed: int) -> BatchPolicy:
+    """The policy ``ssmrl data make --policy`` names: ``"random"`` (seeded with ``seed``), an
+    ssmrl actor checkpoint (``.npz``, written by ``ssmrl data train-policy``; its mean action)
+    or a full stable-baselines3 model (``.zip``; its deterministic action)."""
+    env = gym.make(task.gym_id, disable_env_checker=True)
     try:
-        data, _, _ = load_from_zip_file(checkpoint, load_data=True)
-    except Exception as error:
-        raise SsmrlError(f"policy checkpoint {checkpoint} is corrupt ({error})") from error
-    obs_shape = data["observation_space"].shape
-    if obs_shape != env.observation_space.shape:
-        raise SsmrlError(
-            f"policy checkpoint {checkpoint} was trained on observations of shape {obs_shape}, "
-            f"but {env.spec.id} has {env.observation_space.shape}: wrong environment"
-        )
-    model = algorithm_class(data).load(checkpoint, device="cpu")
-    return lambda obs: model.predict(obs, deterministic=True)[0]
-
-
-def checkpoint_policy(checkpoint: Path, env: gym.Env) -> Policy:
-    """The deterministic policy of ``checkpoint``: an ssmrl actor (``.npz``, written by
-    ``ssmrl data train-policy``) or a full stable-baselines3 model (``.zip``)."""
-    if checkpoint.suffix == ".npz":
-        from ssmrl_lib.data.recipes import load_actor
-        from ssmrl_lib.envs import task_for_gym_id
-
-        return load_actor(checkpoint, task_for_gym_id(env.spec.id))
-    return sb3_policy(checkpoint, env)
+        if policy == "random":
+            return random_policy(env.action_space, seed)
+        if Path(policy).suffix == ".npz":
+            return load_actor(Path(policy), task)
+        return load_sb3_policy(Path(policy), env)
+    finally:
+        env.close()
 
 
 def make_dataset(
@@ -132,7 +104,8 @@ def make_dataset(
     overwrite: bool = False,
     locked: bool = False,
 ) -> minari.MinariDataset:
-    """Collect complete episodes until at least ``total_steps`` steps and store them locally.
+    """Collect complete episodes (in one environment) until at least ``total_steps`` steps and
+    store them locally.
 
     ``policy`` is ``"random"`` or the path of a policy checkpoint (ssmrl ``.npz`` actor or
     stable-baselines3 ``.zip``). ``ssmrl data build`` makes the D4RL-recipe datasets.
@@ -149,22 +122,10 @@ def make_dataset(
                                 overwrite, locked=True)
     if dataset_id in local_dataset_ids() and not overwrite:
         raise SsmrlError(f"dataset {dataset_id!r} already exists; pass overwrite to replace it")
-    env = gym.make(task.gym_id, max_episode_steps=max_episode_steps)
-    act = (
-        random_policy(env.action_space, seed)
-        if policy == "random"
-        else checkpoint_policy(Path(policy), env)
-    )
-    buffers: list[EpisodeBuffer] = []
-    steps = 0
-    with tqdm(
-        total=total_steps, desc=f"collect {dataset_id}", unit="step", mininterval=2.0
-    ) as progress:
-        while steps < total_steps:
-            episode_seed = seed + len(buffers)
-            buffers.append(_run_episode(env, act, episode_seed, episode_id=len(buffers)))
-            steps += len(buffers[-1].rewards)
-            progress.update(len(buffers[-1].rewards))
+    act = collection_policy(policy, task, seed)
+    buffers = collect_episodes(task.gym_id, act, seed, steps=total_steps,
+                               max_episode_steps=max_episode_steps, progress=True,
+                               desc=f"collect {dataset_id}")
     with building(dataset_id), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="`author", category=UserWarning)
         create_dataset(
@@ -179,30 +140,4 @@ def make_dataset(
             description=f"{len(buffers)} episodes of {task.gym_id} made by ssmrl, "
             f"policy {policy}, seed {seed}",
         )
-    env.close()
     return minari.load_dataset(dataset_id)
-
-
-def _run_episode(env: gym.Env, act: Policy, seed: int, episode_id: int) -> EpisodeBuffer:
-    """One complete episode as a Minari buffer (observations include the final one)."""
-    obs, _ = env.reset(seed=seed)
-    observations, actions, rewards, terminations, truncations = [obs], [], [], [], []
-    done = False
-    while not done:
-        action = np.asarray(act(obs), dtype=env.action_space.dtype)
-        obs, reward, terminated, truncated, _ = env.step(action)
-        observations.append(obs)
-        actions.append(action)
-        rewards.append(float(reward))
-        terminations.append(bool(terminated))
-        truncations.append(bool(truncated))
-        done = terminated or truncated
-    return EpisodeBuffer(
-        id=episode_id,
-        seed=seed,
-        observations=np.stack(observations),
-        actions=np.stack(actions),
-        rewards=np.asarray(rewards),
-        terminations=np.asarray(terminations),
-        truncations=np.asarray(truncations),
-    )

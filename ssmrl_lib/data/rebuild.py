@@ -3,7 +3,7 @@
 Each (environment, recipe) pair is one job: collecting 1M steps is bound by MuJoCo on one core,
 so ``jobs`` processes fill ``jobs`` cores. Jobs start longest first (Hopper's and Walker2d's
 random recipes; medium-replay only reads the stored replay), which keeps the cores busy to the
-end. ``medium-expert`` jobs run last, once the medium and expert datasets they are made of exist.
+end. A recipe made of others' datasets (``medium-expert``) runs once they exist.
 A job's dataset is written atomically by :func:`build_dataset`, so a killed rebuild leaves only
 complete datasets and rerunning it with ``if_missing`` finishes the rest.
 """
@@ -21,23 +21,16 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ssmrl_lib.data.checkpoint_choice import NotAvailable
 from ssmrl_lib.data.local_store import local_dataset_ids, store_root
-from ssmrl_lib.data.recipes import (
-    QUALITIES,
-    NotAvailable,
-    build_dataset,
-    dataset_id,
-    outdated_reason,
-)
+from ssmrl_lib.data.recipes import RECIPES, build_dataset, outdated_reason, recipe_dataset_id
 from ssmrl_lib.envs import get_task
 from ssmrl_lib.errors import SsmrlError, check_choice
 from ssmrl_lib.paths import environment
 
-# Relative cost of a job, to start the long ones first: collected steps per recipe (random also
-# writes ~45k short episodes for Hopper and Walker2d) times the cost of a step (Hopper's and
-# Walker2d's RK4 integrator makes their steps about three times HalfCheetah's).
-_RECIPE_COST = {"random": 1.2, "medium": 1.0, "expert": 1.0, "medium-replay": 0.05,
-                "medium-expert": 0.1}  # made from the stored medium and expert, once both are built
+# Relative cost of a job, to start the long ones first: the recipe's ``build_cost`` times the
+# cost of a step (Hopper's and Walker2d's RK4 integrator makes their steps about three times
+# HalfCheetah's).
 _STEP_COST = {"hopper": 3.0, "walker2d": 3.0, "halfcheetah": 1.0}
 # Each worker runs single-threaded BLAS: a policy's small matrix products gain nothing from a
 # second thread, whose spinning would take the other worker's core.
@@ -57,7 +50,7 @@ class BuildJob:
 
     @property
     def name(self) -> str:
-        return dataset_id(get_task(self.env), self.quality)
+        return recipe_dataset_id(get_task(self.env), self.quality)
 
     @property
     def policy_dir(self) -> Path | None:
@@ -105,7 +98,7 @@ def _run(job: BuildJob, store: str, progress: bool = False) -> BuildOutcome:
 
 def rebuild_datasets(
     envs: list[str],
-    qualities: list[str] | tuple[str, ...] = QUALITIES,
+    qualities: list[str] | tuple[str, ...] = tuple(RECIPES),
     jobs: int = 2,
     if_missing: bool = True,
     if_available: bool = True,
@@ -122,7 +115,7 @@ def rebuild_datasets(
     if jobs < 1:
         raise SsmrlError(f"jobs must be at least 1, got {jobs}")
     for quality in qualities:
-        check_choice("quality", quality, QUALITIES)
+        check_choice("quality", quality, RECIPES)
     local = set(local_dataset_ids())
     todo, outcomes = [], {}
     for env in envs:
@@ -137,15 +130,15 @@ def rebuild_datasets(
                 log(f"rebuilding {job.name}: {outdated}")
                 job = replace(job, overwrite=True)
             todo.append(job)
-    todo.sort(key=lambda job: -_RECIPE_COST[job.quality] * _STEP_COST.get(job.env, 1.0))
+    todo.sort(key=lambda job: -RECIPES[job.quality].build_cost * _STEP_COST.get(job.env, 1.0))
     store = str(store_root())
     with ExitStack() as stack:
         # Bars only on a terminal (disable=None), so errors stay one line in logs.
         many = None if len(todo) > 1 else True
         bar = stack.enter_context(tqdm(total=len(todo), desc="datasets", disable=many))
         if jobs == 1 or len(todo) <= 1:
-            # medium-expert last: it is made from the medium and expert datasets built before it
-            in_order = sorted(todo, key=lambda job: job.quality == "medium-expert")
+            # Recipes made of others' datasets last, so that those are built before them.
+            in_order = sorted(todo, key=lambda job: bool(RECIPES[job.quality].parts))
             results = (_run(job, store, progress=True) for job in in_order)
         else:
             stack.enter_context(environment(_ONE_THREAD))  # inherited by the workers
@@ -166,16 +159,15 @@ def rebuild_datasets(
 
 def _scheduled(pool: ProcessPoolExecutor, todo: list[BuildJob], store: str, workers: int):
     """Outcomes as jobs finish. Jobs start in ``todo``'s order, one per free worker, except that
-    a medium-expert job waits until the medium and expert datasets it is made from (when they
-    are being built too) are done; it then fills a worker's idle end instead of a wave of its own.
+    a job whose recipe is made of other recipes' datasets (medium-expert: medium and expert)
+    waits until those (when they are being built too) are done; it then fills a worker's idle
+    end instead of a wave of its own.
     """
     pending, running, done = list(todo), {}, set()
     building = {job.name for job in todo}
 
     def ready(job: BuildJob) -> bool:
-        if job.quality != "medium-expert":
-            return True
-        parts = (replace(job, quality=part).name for part in ("medium", "expert"))
+        parts = (replace(job, quality=part).name for part in RECIPES[job.quality].parts)
         return all(name in done or name not in building for name in parts)
 
     while pending or running:

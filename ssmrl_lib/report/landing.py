@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ssmrl_lib.data.behavior import policies_root, read_evaluations
+from ssmrl_lib.data.policy_dir import policies_root, read_evaluations
 from ssmrl_lib.envs import MUJOCO_TASKS
 from ssmrl_lib.report import aggregate
 from ssmrl_lib.report.claims import ENV_LABELS, Runs, offline_curve

@@ -108,8 +108,8 @@ def dataset_markdown(results: list[dict[str, Any]]) -> str:
 def absent_envs_markdown(envs: tuple | list, dataset_pattern: str) -> str:
     """A bullet per locomotion task left out of this execution, saying why: its dataset is not
     built (for our D4RL recipes: the reason the recipe is unavailable) or it was not asked for."""
+    from ssmrl_lib.data.checkpoint_choice import NotAvailable, choose_checkpoint
     from ssmrl_lib.data.local_store import local_dataset_ids
-    from ssmrl_lib.data.recipes import NotAvailable, choose_checkpoint
     from ssmrl_lib.envs import MUJOCO_TASKS
 
     lines, local = [], set(local_dataset_ids())
