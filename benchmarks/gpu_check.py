@@ -234,16 +234,17 @@ def training_steps(device: torch.device, dry_run: bool, repeats: int) -> dict:
 def table3(device: torch.device, dry_run: bool, episodes: int) -> dict:
     """Rezaei & Patel's Table 3 on the device: ``inference_costs`` at K = 20, 1000-step
     episodes (every episode runs the full time limit), Hopper."""
-    from ssmrl_lib.experiments.offline_rl import OfflineSettings, inference_costs
+    from ssmrl_lib.experiments.offline_rl import PAPER, inference_costs
 
     if dry_run:
-        settings = OfflineSettings(envs=("hopper",), models=("dt", "mamba"), context_len=5,
-                                   hidden_size=16, n_layer=1, max_ep_len=10, cost_episodes=2,
-                                   cost_envs=2)
+        model = dataclasses.replace(PAPER.model, context_len=5, hidden_size=16, n_layer=1,
+                                    max_ep_len=10)
+        costs = {"cost_episodes": 2, "cost_envs": 2}
     else:
-        settings = OfflineSettings(envs=("hopper",), models=("dt", "mamba"), context_len=20,
-                                   max_ep_len=1000, cost_episodes=episodes,
-                                   cost_envs=min(50, episodes))
+        model = dataclasses.replace(PAPER.model, context_len=20, max_ep_len=1000)
+        costs = {"cost_episodes": episodes, "cost_envs": min(50, episodes)}
+    settings = dataclasses.replace(PAPER, envs=("hopper",), models=("dt", "mamba"), model=model,
+                                   **costs)
     rows = inference_costs(settings)
     for row in rows:
         print(f"table 3 {row['model']:>5} {row['mode']:<9} {row['wall_time_s']:7.1f} s, "
