@@ -65,7 +65,7 @@ policies-background: setup
 	    echo "$$env: still training (pid $$(cat $$pid)), log $(POLICIES_DIR)/$$env.log"; \
 	    continue; \
 	  fi; \
-	  setsid nohup $(MAKE) --no-print-directory -o $(STAMP) policy-$$env \
+	  SSMRL_BACKGROUND=1 setsid nohup $(MAKE) --no-print-directory -o $(STAMP) policy-$$env \
 	    POLICIES_DIR=$(POLICIES_DIR) >> $(POLICIES_DIR)/$$env.log 2>&1 < /dev/null & \
 	  echo $$! > $$pid; \
 	  echo "$$env: started, pid $$!, log $(POLICIES_DIR)/$$env.log"; \
@@ -169,14 +169,16 @@ bench: setup  ## speed/memory benchmarks; results under benchmarks/results/
 	$(BIN)/python benchmarks/dataset_build.py --jobs $(DATA_JOBS)
 	$(BIN)/python benchmarks/parallel_executor.py
 
-# The campaign (campaign/plan.yaml) in the background, CAMPAIGN_JOBS runs at once, nice'd, one
+# The campaign (campaign/plan.yaml) in the background (a session of its own whose autogroup
+# takes its niceness, so it yields the CPU to interactive work), CAMPAIGN_JOBS runs at once, one
 # torch thread each; it resumes where it stopped, so rerun it after any interruption.
 # Finished milestones land in data/runs/ (commit them); the log is data/campaign/campaign.log.
 CAMPAIGN_JOBS ?= 2
 CAMPAIGN_LOG := data/campaign/campaign.log
 campaign: data
 	mkdir -p $(dir $(CAMPAIGN_LOG))
-	nohup nice -n 10 $(BIN)/ssmrl campaign run --jobs $(CAMPAIGN_JOBS) --nice 0 \
+	SSMRL_BACKGROUND=1 setsid nohup nice -n 10 $(BIN)/ssmrl campaign run \
+	  --jobs $(CAMPAIGN_JOBS) --nice 0 \
 	  >> $(CAMPAIGN_LOG) 2>&1 < /dev/null & \
 	  echo "campaign started (pid $$!): log $(CAMPAIGN_LOG), progress: $(BIN)/ssmrl campaign status"
 

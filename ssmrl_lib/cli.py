@@ -8,6 +8,7 @@ other exception is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import sys
@@ -216,6 +217,7 @@ def _campaign_run(args: argparse.Namespace) -> None:
 
     if args.nice:
         os.nice(args.nice)
+        yield_to_other_sessions()
     plan = load_plan(args.plan or DEFAULT_PLAN)
     store = RunStore(runs_root())
     options = executor_options(args)
@@ -395,9 +397,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def yield_to_other_sessions() -> None:
+    """In a background job that runs in a session of its own (``make campaign`` and
+    ``make policies-background`` start one with ``setsid`` and set ``SSMRL_BACKGROUND=1``),
+    give this process's niceness to the session's autogroup. With Linux's autogroup scheduling
+    (``kernel.sched_autogroup_enabled``) niceness only ranks processes within one session, so
+    a nice'd job in its own session would otherwise take a full share of the CPU from the
+    user's interactive work. Anywhere else it would lower the user's shell too: left alone."""
+    niceness = os.nice(0)
+    if niceness > 0 and os.environ.get("SSMRL_BACKGROUND") == "1":
+        # no autogroup (another OS, or the kernel has it off): nice alone ranks the processes
+        with contextlib.suppress(OSError):
+            Path("/proc/self/autogroup").write_text(str(niceness))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     default_minari_store()
+    yield_to_other_sessions()
     try:
         _apply_device_option(args)
         args.handler(args)

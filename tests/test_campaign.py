@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -104,3 +109,18 @@ def test_the_committed_plan_is_valid_and_its_run_counts_are_its_grids():
         specs, blocked = entry_specs(entry, 0)
         if not blocked:
             assert len(specs) == entry.runs, entry.name
+
+
+@pytest.mark.skipif(not Path("/proc/self/autogroup").exists(), reason="no autogroup scheduling")
+def test_a_background_job_gives_its_niceness_to_its_session_only(tmp_path):
+    probe = ("import os; from ssmrl_lib.cli import yield_to_other_sessions; "
+             "yield_to_other_sessions(); print(open('/proc/self/autogroup').read().split()[-1])")
+    background = subprocess.run(
+        ["setsid", "nice", "-n", "7", sys.executable, "-c", probe], capture_output=True,
+        text=True, env={**os.environ, "SSMRL_BACKGROUND": "1"}, check=True)
+    assert background.stdout.strip() == "7"
+    mine = Path("/proc/self/autogroup").read_text().split()[-1]
+    environment = {k: v for k, v in os.environ.items() if k != "SSMRL_BACKGROUND"}
+    foreground = subprocess.run(["nice", "-n", "7", sys.executable, "-c", probe],
+                                capture_output=True, text=True, env=environment, check=True)
+    assert foreground.stdout.strip() == mine  # the caller's session keeps its share
