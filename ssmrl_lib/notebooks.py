@@ -16,11 +16,15 @@ ipykernel reports as "KeyboardInterrupt caught in kernel").
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import signal
 import tempfile
+import threading
 import time
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -162,7 +166,7 @@ def execute(name: str, parameters: dict[str, Any], output_dir: Path = BOOK_DIR) 
     os.fchmod(fd, file_mode())
     os.close(fd)
     try:
-        with environment(KERNEL_ENVIRONMENT):
+        with environment(KERNEL_ENVIRONMENT), _ctrl_c_stops_the_kernel_first():
             papermill.execute_notebook(
                 str(NOTEBOOK_DIR / f"{name}.ipynb"), tmp, parameters=parameters,
                 cwd=str(NOTEBOOK_DIR), progress_bar=False, kernel_name="python3",
@@ -180,6 +184,29 @@ def execute(name: str, parameters: dict[str, Any], output_dir: Path = BOOK_DIR) 
         raise
     os.replace(tmp, target)
     return target
+
+
+@contextmanager
+def _ctrl_c_stops_the_kernel_first() -> Iterator[None]:
+    """On Ctrl-C, kill the kernel before papermill hears of it. Left to itself, papermill's
+    client shuts a busy kernel down gracefully: it SIGTERMs the kernel's process group, the
+    kernel's worker processes die first, and the cell's error and the client's abandoned tasks
+    are printed after the user asked to stop. (Only the main thread can take signals.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        for manager in list(_LocalKernelManager.live):
+            manager.kill_now()
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # the abandoned cell's task
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _group_alive(group: int) -> bool:

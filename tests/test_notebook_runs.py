@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from ssmrl_lib.paths import REPO_ROOT
 
 SMOKE = ["notebook", "01_dt_replication", "-p", "profile", "smoke"]
@@ -58,7 +60,8 @@ def test_two_executions_at_once_share_one_store_and_run_cache(tmp_path):
         assert stat.S_IMODE(result.stat().st_mode) == 0o644
 
 
-def test_ctrl_c_stops_a_notebook_run_in_one_line(tmp_path):
+@pytest.mark.parametrize("seconds", [1, 8])  # while the kernel starts; while the grid runs
+def test_ctrl_c_stops_a_notebook_run_in_one_line(tmp_path, seconds):
     out = tmp_path / "out"
     run = _ssmrl(tmp_path, "notebook", "04_bsuite_memory", "-p", "profile", "smoke",
                  "-p", "episodes", "100000", "--output-dir", str(out))
@@ -66,7 +69,7 @@ def test_ctrl_c_stops_a_notebook_run_in_one_line(tmp_path):
     while not (out.exists() and list(out.iterdir())):  # the kernel starts right after this
         assert run.poll() is None and time.monotonic() < deadline, run.communicate()
         time.sleep(0.2)
-    time.sleep(3)
+    time.sleep(seconds)
     run.send_signal(signal.SIGINT)
     _, err = run.communicate(timeout=120)
     assert run.returncode == 130
