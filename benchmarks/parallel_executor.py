@@ -29,7 +29,7 @@ from ssmrl_lib.runs import LocalExecutor, RunStore
 
 RESULTS = Path(__file__).parent / "results"
 MEASUREMENTS = {"wall_time_s", "train_time_s", "env_steps_per_s", "peak_memory", "hardware",
-                "commit", "versions"}
+                "commit", "versions", "wall_time_stretches_s", "cpu_time_s"}
 
 
 def computed_numbers(result: object) -> object:
