@@ -26,19 +26,9 @@ from pathlib import Path
 from ssmrl_lib.experiments import popgym_ppo
 from ssmrl_lib.provenance import benchmark_record
 from ssmrl_lib.runs import LocalExecutor, RunStore
+from ssmrl_lib.runs.record import computed_numbers
 
 RESULTS = Path(__file__).parent / "results"
-MEASUREMENTS = {"wall_time_s", "train_time_s", "env_steps_per_s", "peak_memory", "hardware",
-                "commit", "versions", "wall_time_stretches_s", "cpu_time_s"}
-
-
-def computed_numbers(result: object) -> object:
-    """A result without its timings and provenance: what must not depend on ``jobs``."""
-    if isinstance(result, dict):
-        return {k: computed_numbers(v) for k, v in result.items() if k not in MEASUREMENTS}
-    if isinstance(result, list):
-        return [computed_numbers(v) for v in result]
-    return result
 
 
 def _autogroup() -> int | None:

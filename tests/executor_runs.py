@@ -18,19 +18,7 @@ from ssmrl_lib.runs import RunDir, RunSpec
 # The experiments are imported where they are used: a worker process that only runs
 # ``counted_run`` then starts in seconds, not in the time it takes to import them.
 
-# Keys that measure where and how fast a run ran, not what it computed.
-MEASUREMENTS = {"wall_time_s", "wall_time_stretches_s", "cpu_time_s", "train_time_s",
-                "env_steps_per_s", "peak_memory", "hardware", "commit", "versions"}
 PAUSE_LIMIT_S = 120
-
-
-def computed_numbers(result: Any) -> Any:
-    """``result`` without its measurements: what must not depend on the executor."""
-    if isinstance(result, dict):
-        return {k: computed_numbers(v) for k, v in result.items() if k not in MEASUREMENTS}
-    if isinstance(result, list):
-        return [computed_numbers(v) for v in result]
-    return result
 
 
 def smoke_grid(seeds: int = 2) -> list[RunSpec]:

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from executor_runs import (
     CountedConfig,
-    computed_numbers,
     counted_run,
     diverging_spec,
     executions,
@@ -25,6 +24,7 @@ from ssmrl_lib import cli
 from ssmrl_lib.errors import SsmrlError
 from ssmrl_lib.runs import LocalExecutor, RunSpec, RunStore, default_executor, make_executor
 from ssmrl_lib.runs.lock import RunLock, held_elsewhere
+from ssmrl_lib.runs.record import computed_numbers
 
 TESTS_DIR = Path(__file__).parent
 

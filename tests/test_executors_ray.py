@@ -23,7 +23,6 @@ import executor_runs  # noqa: E402
 from executor_runs import (  # noqa: E402
     CountedConfig,
     attempts,
-    computed_numbers,
     counted_run,
     diverging_spec,
     executions,
@@ -34,6 +33,7 @@ from executor_runs import (  # noqa: E402
 from ssmrl_lib.errors import SsmrlError  # noqa: E402
 from ssmrl_lib.experiments import popgym_ppo  # noqa: E402
 from ssmrl_lib.runs import LocalExecutor, RunSpec, RunStore, make_executor  # noqa: E402
+from ssmrl_lib.runs.record import computed_numbers  # noqa: E402
 
 TESTS_DIR = Path(__file__).parent
 

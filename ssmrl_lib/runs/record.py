@@ -44,6 +44,24 @@ def run_record(
     }
 
 
+# The keys of a record that measure where and how fast a run ran, not what it computed: the
+# same run gives other values for them on another executor, machine or day.
+MEASUREMENT_KEYS = frozenset({
+    "wall_time_s", "wall_time_stretches_s", "cpu_time_s", "train_time_s", "env_steps_per_s",
+    "peak_memory", "hardware", "commit", "versions",
+})
+
+
+def computed_numbers(record: Any) -> Any:
+    """``record`` (or a list of them, nested too) without its measurements: what must not
+    depend on where the run ran."""
+    if isinstance(record, dict):
+        return {k: computed_numbers(v) for k, v in record.items() if k not in MEASUREMENT_KEYS}
+    if isinstance(record, list):
+        return [computed_numbers(v) for v in record]
+    return record
+
+
 def with_final_record(milestones: list[dict[str, Any]], **final: Any) -> list[dict[str, Any]]:
     """Milestone records with ``final`` joined to the last one: a measurement made at the
     run's stop only (e.g. an evaluation after training) belongs to the stop's record."""
