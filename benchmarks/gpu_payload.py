@@ -8,7 +8,8 @@ anything. So, here, before the call:
   and the GPU image lacks, at the versions this environment runs, into ``.gpu-wheels/``
   (git-ignored; the call carries it), records the source commit there, and moves every tracked
   file the check does not read into ``.gpu-stash/`` (git-ignored, not carried): the behavior
-  policies' replays and checkpoints, all but Hopper's medium checkpoint and its evaluation log,
+  policies' replays and checkpoints (and the training states of those retraining), all but
+  Hopper's medium checkpoint and its evaluation log,
   which rebuild ``ssmrl/hopper/medium-v0`` there (``.gitignore`` files stay, so that ignored
   files stay ignored). Then it prints the payload and fails if it is
   over the limit.
@@ -38,7 +39,8 @@ LIMIT_MIB = 64.0
 PACKAGES = ("gymnasium", "farama-notifications", "minari", "mujoco", "glfw", "popgym")
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64",
              "manylinux2014_x86_64", "manylinux1_x86_64")
-STASHED_UNDER = "data/policies"
+# The behavior policies, and those retraining (their committed state is tens of MB).
+STASHED_UNDER = ("data/policies", "data/policy-training")
 
 
 def _git(*args: str) -> str:
@@ -51,7 +53,7 @@ def _kept_policy_files() -> set[str]:
     from ssmrl_lib.data.checkpoint_choice import choose_checkpoint
     from ssmrl_lib.envs import get_task
 
-    hopper = ROOT / STASHED_UNDER / "hopper"
+    hopper = ROOT / STASHED_UNDER[0] / "hopper"
     chosen = choose_checkpoint(get_task("hopper"), "medium", hopper).path
     return {str(p.relative_to(ROOT)) for p in (chosen, hopper / "evaluations.csv",
                                                hopper / "training.json")}
@@ -106,7 +108,7 @@ def stash() -> None:
         return
     keep = _kept_policy_files()
     moved = 0
-    for name in _git("ls-files", "-z", STASHED_UNDER).split("\0"):
+    for name in _git("ls-files", "-z", *STASHED_UNDER).split("\0"):
         # .gitignore files stay: without them ignored files (SAC states) would travel
         if name and name not in keep and Path(name).name != ".gitignore" and (ROOT / name).exists():
             target = STASH / name

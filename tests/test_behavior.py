@@ -9,6 +9,7 @@ from ssmrl_lib import cli
 from ssmrl_lib.data.actor import ActorPolicy
 from ssmrl_lib.data.behavior import SAMPLED_EVAL_SEED, evaluate_policy_returns, train_policy
 from ssmrl_lib.data.policy_dir import (
+    SavedReplay,
     has_sampled_evaluations,
     load_replay_buffer,
     read_evaluations,
@@ -131,6 +132,29 @@ def test_rerunning_resumes_and_closes_the_interrupted_episode(tiny_policy):
     assert buffer.pos == 300
     # The episode running at step 200 was cut by the restart: a truncation, not a termination.
     assert buffer.dones[199, 0] == 1 and buffer.timeouts[199, 0] == 1
+
+
+@pytest.mark.parametrize("steps", [70, 130])  # part-filled, and wrapped past its 100 rows
+def test_a_saved_replay_restores_the_buffer_exactly(steps):
+    import gymnasium as gym
+    from stable_baselines3.common.buffers import ReplayBuffer
+
+    env = gym.make("Hopper-v5")
+    spaces = (env.observation_space, env.action_space)
+    buffer, restored = ReplayBuffer(100, *spaces), ReplayBuffer(100, *spaces)
+    obs, _ = env.reset(seed=0)
+    rng = np.random.default_rng(0)  # extra episode ends: next_observations stored apart
+    for _ in range(steps):
+        action = env.action_space.sample()
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        done = terminated or truncated or rng.random() < 0.1
+        buffer.add(obs, next_obs, action, reward, np.array([done]), [{}])
+        obs = env.reset()[0] if done else next_obs
+    saved = SavedReplay.from_bytes(SavedReplay.of(buffer).to_bytes())
+    saved.restore(restored)
+    assert (restored.pos, restored.full) == (buffer.pos, buffer.full)
+    for name in ("observations", "next_observations", "actions", "rewards", "dones", "timeouts"):
+        np.testing.assert_array_equal(getattr(restored, name), getattr(buffer, name), name)
 
 
 def test_other_settings_for_an_existing_policy_are_refused(tiny_policy):

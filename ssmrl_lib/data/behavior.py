@@ -30,6 +30,7 @@ from ssmrl_lib.data.collect import BatchPolicy, collect_episodes
 from ssmrl_lib.data.policy_dir import (
     SAMPLED_PREFIX,
     SUMMARY_COLUMNS,
+    SavedReplay,
     load_replay_buffer,
     read_evaluations,
     read_state,
@@ -170,7 +171,11 @@ def train_policy(
     if state is not None:
         model_path = policy_dir / "state" / state["model"]
         model = cls.load(model_path, env=env, device="cpu")
-        model.replay_buffer = load_replay_buffer(policy_dir)
+        saved = load_replay_buffer(policy_dir)
+        if isinstance(saved, SavedReplay):
+            saved.restore(model.replay_buffer)
+        else:
+            model.replay_buffer = saved
         _close_partial_episode(model.replay_buffer)
         wall_offset = float(state["wall_seconds"])
         cpu_offset = float(state.get("cpu_seconds", "nan"))

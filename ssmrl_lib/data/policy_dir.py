@@ -12,8 +12,9 @@ A policy directory (by default ``data/policies/<env>/``) holds
   (``eval_cpu_seconds``, cumulative);
 * ``checkpoints/step_<N>.npz``: the policy's actor at each evaluation (small, committed; see
   :class:`~ssmrl_lib.data.actor.ActorPolicy`): the candidates for the ``medium`` policy;
-* ``state/``: the full training state (SB3 model with optimizers, and the replay buffer),
-  git-ignored, so that rerunning the same training resumes where it stopped;
+* ``state/``: the full training state (SB3 model with optimizers, and the replay buffer's
+  filled rows, :class:`SavedReplay`), so that rerunning the same training resumes where it
+  stopped; a few tens of MB, so a training that spans machines can carry it along;
 * ``replay_medium.npz``: after :func:`~ssmrl_lib.data.replay.export_replay`, every transition
   the replay buffer saw up to the medium checkpoint (the ``medium-replay`` dataset's source).
 
@@ -30,6 +31,7 @@ import io
 import json
 import os
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +123,78 @@ def has_sampled_evaluations(rows: list[dict[str, Any]]) -> bool:
 
 def _state_paths(policy_dir: Path, step: int) -> tuple[Path, Path]:
     state = policy_dir / "state"
-    return state / f"model-{step:08d}.zip", state / f"replay-{step:08d}.pkl"
+    return state / f"model-{step:08d}.zip", state / f"replay-{step:08d}.npz"
+
+
+# SB3's ReplayBuffer arrays, each (buffer_size, n_envs, ...); next_observations is stored apart.
+_REPLAY_ARRAYS = ("observations", "actions", "rewards", "dones", "timeouts")
+
+
+@dataclass
+class SavedReplay:
+    """A replay buffer's filled rows, with SB3's field names and (rows, n_envs, ...) shapes.
+
+    SB3 pickles the whole preallocated buffer (200 MB for Hopper's million rows, whatever is
+    filled); this keeps the ``rows`` filled ones, and of ``next_observations`` only those that
+    are not the next row's observation (episode ends, and the newest row), so a state is about
+    a fifth of the pickle at 200k steps and lossless: :meth:`restore` rebuilds the buffer
+    exactly.
+    """
+
+    observations: np.ndarray
+    next_observations: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    dones: np.ndarray
+    timeouts: np.ndarray
+    pos: int
+    full: bool
+    buffer_size: int
+
+    @classmethod
+    def of(cls, buffer: Any) -> SavedReplay:
+        rows = buffer.buffer_size if buffer.full else buffer.pos
+        return cls(**{name: getattr(buffer, name)[:rows] for name in _REPLAY_ARRAYS},
+                    next_observations=buffer.next_observations[:rows], pos=int(buffer.pos),
+                    full=bool(buffer.full), buffer_size=int(buffer.buffer_size))
+
+    def to_bytes(self) -> bytes:
+        # Row i's next observation is row i + 1's observation within an episode; a full
+        # buffer's newest row (pos - 1) is followed by its oldest, so it is always kept.
+        differs = np.ones(len(self.observations), dtype=bool)
+        differs[:-1] = (self.next_observations[:-1] != self.observations[1:]).reshape(
+            len(self.observations) - 1, -1).any(axis=1)
+        if self.full:
+            differs[self.pos - 1] = True
+        kept = np.flatnonzero(differs)
+        arrays = {name: getattr(self, name) for name in _REPLAY_ARRAYS}
+        text = io.BytesIO()
+        np.savez_compressed(
+            text, **arrays, kept_rows=kept, kept_next_observations=self.next_observations[kept],
+            pos=self.pos, full=self.full, buffer_size=self.buffer_size)
+        return text.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SavedReplay:
+        with np.load(io.BytesIO(data)) as saved:
+            observations = saved["observations"]
+            next_observations = np.empty_like(observations)
+            next_observations[:-1] = observations[1:]
+            next_observations[saved["kept_rows"]] = saved["kept_next_observations"]
+            return cls(**{name: saved[name] for name in _REPLAY_ARRAYS},
+                       next_observations=next_observations, pos=int(saved["pos"]),
+                       full=bool(saved["full"]), buffer_size=int(saved["buffer_size"]))
+
+    def restore(self, buffer: Any) -> Any:
+        """Fill SB3's ``buffer`` (allocated by the loaded model) with these rows."""
+        if buffer.buffer_size != self.buffer_size:
+            raise SsmrlError(f"saved replay holds a buffer of {self.buffer_size} rows, "
+                             f"the model's has {buffer.buffer_size}")
+        rows = len(self.observations)
+        for name in (*_REPLAY_ARRAYS, "next_observations"):
+            getattr(buffer, name)[:rows] = getattr(self, name)
+        buffer.pos, buffer.full = self.pos, self.full
+        return buffer
 
 
 def save_state(model: Any, policy_dir: Path, wall_seconds: float, cpu_seconds: float) -> None:
@@ -139,12 +212,7 @@ def save_state(model: Any, policy_dir: Path, wall_seconds: float, cpu_seconds: f
     # SB3 appends ".zip" when the name lacks it.
     written = tmp_model if tmp_model.exists() else Path(f"{tmp_model}.zip")
     os.replace(written, model_path)
-    tmp_replay = replay_path.with_name(f".{replay_path.name}.tmp")
-    with open(tmp_replay, "wb") as handle:
-        pickle.dump(model.replay_buffer, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp_replay, replay_path)
+    atomic_write_bytes(replay_path, SavedReplay.of(model.replay_buffer).to_bytes())
     atomic_write_json(
         policy_dir / "state" / "state.json",
         {"step": step, "model": model_path.name, "replay": replay_path.name,
@@ -164,13 +232,16 @@ def read_state(policy_dir: Path) -> dict[str, Any] | None:
 
 
 def load_replay_buffer(policy_dir: Path) -> Any:
-    """The replay buffer of the saved training state."""
+    """The replay buffer of the saved training state: a :class:`SavedReplay`, or SB3's own
+    buffer object for a state saved as a pickle (``replay-<step>.pkl``, before SavedReplay)."""
     state = read_state(policy_dir)
     if state is None:
         raise SsmrlError(f"{policy_dir} holds no training state (state/state.json)")
     path = Path(policy_dir) / "state" / state["replay"]
     try:
-        with open(path, "rb") as handle:
-            return pickle.load(handle)
+        if path.suffix == ".pkl":
+            with open(path, "rb") as handle:
+                return pickle.load(handle)
+        return SavedReplay.from_bytes(path.read_bytes())
     except Exception as error:
         raise SsmrlError(f"replay buffer {path} is missing or corrupt ({error})") from error
