@@ -235,3 +235,17 @@ def test_every_committed_quick_offline_run_is_still_cached(monkeypatch):
         specs = EXPERIMENTS["offline_rl"].grid("quick", **overrides)
         missing = _uncached(COMMITTED, specs)
         assert not missing, f"{notebook}: {len(missing)} of {len(specs)} runs not cached"
+
+
+def test_saved_rng_states_replay_the_same_draws_and_old_checkpoints_still_restore():
+    import torch
+
+    from ssmrl_lib.train.rng import restore_torch_rng_states, torch_rng_states
+
+    torch.manual_seed(3)
+    states = torch_rng_states()
+    first = torch.rand(4)
+    restore_torch_rng_states(states)
+    assert torch.equal(torch.rand(4), first)
+    restore_torch_rng_states({"torch_rng": states["torch_rng"]})  # saved before cuda_rng was
+    assert torch.equal(torch.rand(4), first)

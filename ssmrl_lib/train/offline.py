@@ -23,6 +23,7 @@ from ssmrl_lib.data.windows import DTWindowSampler
 from ssmrl_lib.device import module_device
 from ssmrl_lib.errors import SsmrlError
 from ssmrl_lib.runs.store import RunDir
+from ssmrl_lib.train.rng import restore_torch_rng_states, torch_rng_states
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ def train_offline(
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
         rng.bit_generator.state = checkpoint["numpy_rng"]
-        torch.set_rng_state(checkpoint["torch_rng"])
+        restore_torch_rng_states(checkpoint)
         history = checkpoint["history"]
         start = checkpoint["step"]
 
@@ -171,7 +172,7 @@ def train_offline(
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "numpy_rng": rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state(),
+                **torch_rng_states(),
                 "history": history,
                 "step": done,
             })

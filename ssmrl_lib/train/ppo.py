@@ -41,6 +41,7 @@ from ssmrl_lib.errors import SsmrlError
 from ssmrl_lib.models.actor_critic import ActorCritic, NetworkConfig
 from ssmrl_lib.models.memory import STATE_BATCH_DIM
 from ssmrl_lib.runs.store import RunDir
+from ssmrl_lib.train.rng import restore_torch_rng_states, torch_rng_states
 
 
 @dataclass(frozen=True)
@@ -303,7 +304,7 @@ def train_ppo(
     if checkpoint is not None:
         agent.load_state_dict(checkpoint["agent"])
         optimizer.load_state_dict(checkpoint["optimizer"])
-        torch.set_rng_state(checkpoint["torch_rng"])
+        restore_torch_rng_states(checkpoint)
         generator.set_state(checkpoint["generator"])
         runner.envs = checkpoint["envs"]
         runner.state = checkpoint["state"].to(device)
@@ -345,7 +346,7 @@ def train_ppo(
             run.save_checkpoint({
                 "agent": agent.state_dict(),
                 "optimizer": optimizer.state_dict(),
-                "torch_rng": torch.get_rng_state(),
+                **torch_rng_states(),
                 "generator": generator.get_state(),
                 "envs": runner.envs,
                 "state": runner.state.cpu(),
