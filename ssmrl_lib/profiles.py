@@ -91,6 +91,26 @@ PPO_ALLOWED = {
 }
 
 
+Config = TypeVar("Config")
+
+
+def smoke_ppo(paper: Config, *, total_steps: int, num_envs: int, unroll: int) -> Config:
+    """A smoke profile's PPO (a ``PPOConfig``): seconds, one epoch of one minibatch at a
+    learning rate that moves tiny networks, a checkpoint every 2 updates to exercise resuming."""
+    return dataclasses.replace(
+        paper, total_steps=total_steps, num_envs=num_envs, unroll=unroll, epochs=1,
+        minibatches=1, learning_rate=1e-3, checkpoint_every=2)
+
+
+def quick_ppo(paper: Config, *, total_steps: int, num_envs: int, unroll: int,
+              learning_rate: float, **changes: Any) -> Config:
+    """A quick profile's PPO: minutes on a CPU, so 4 epochs of 4 minibatches instead of the
+    paper's 30 of 8 (the same samples are not replayed as often), a checkpoint every 4 updates."""
+    return dataclasses.replace(
+        paper, total_steps=total_steps, num_envs=num_envs, unroll=unroll, epochs=4,
+        minibatches=4, learning_rate=learning_rate, checkpoint_every=4, **changes)
+
+
 @dataclass(frozen=True)
 class MemoryEstimate:
     """Bytes that settings imply through ``names`` (e.g. per-episode arrays, ``what``)."""

@@ -7,6 +7,7 @@ import torch
 
 from ssmrl_lib.data.windows import StateNormalizer
 from ssmrl_lib.envs import get_task, normalized_score
+from ssmrl_lib.evaluate.conditioning import ReturnConditioning
 from ssmrl_lib.evaluate.dt_policy import ContextWindowPolicy
 from ssmrl_lib.evaluate.rollout import rollout
 
@@ -81,8 +82,9 @@ class RecordingModel(torch.nn.Module):
 def test_context_policy_builds_windows_like_the_reference_get_action():
     model = RecordingModel()
     normalizer = StateNormalizer(mean=np.zeros(11), std=np.ones(11))
-    policy = ContextWindowPolicy(model, normalizer, target_return=3600, rtg_scale=1000,
-                                 context_len=4, max_ep_len=1000, n_slots=1, state_dim=11,
+    conditioning = ReturnConditioning(normalizer, target_return=3600, rtg_scale=1000,
+                                      max_ep_len=1000)
+    policy = ContextWindowPolicy(model, conditioning, context_len=4, n_slots=1, state_dim=11,
                                  act_dim=3)
     rollout(make_hopper, policy, n_episodes=1, n_envs=1, seed=0)
     third_step = model.inputs[2]

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ssmrl_lib.data.windows import StateNormalizer
 from ssmrl_lib.device import module_device
+from ssmrl_lib.evaluate.conditioning import ReturnConditioning
 
 
 class ContextWindowPolicy:
@@ -21,23 +21,17 @@ class ContextWindowPolicy:
     def __init__(
         self,
         model: nn.Module,
-        normalizer: StateNormalizer,
-        target_return: float,
-        rtg_scale: float,
+        conditioning: ReturnConditioning,
         context_len: int,
-        max_ep_len: int,
         n_slots: int,
         state_dim: int,
         act_dim: int,
     ):
         self.model = model
         self.device = module_device(model)
-        self.normalizer = normalizer
-        self.target = target_return / rtg_scale
-        self.rtg_scale = rtg_scale
+        self.conditioning = conditioning
         self.K = context_len
-        self.max_ep_len = max_ep_len
-        horizon = max_ep_len + 1
+        horizon = conditioning.max_ep_len + 1
         self.states = np.zeros((n_slots, horizon, state_dim), np.float32)
         self.actions = np.zeros((n_slots, horizon, act_dim), np.float32)
         self.rtg = np.zeros((n_slots, horizon), np.float32)
@@ -45,12 +39,12 @@ class ContextWindowPolicy:
 
     def begin_episode(self, slot: int) -> None:
         self.t[slot] = 0
-        self.rtg[slot, 0] = self.target
+        self.rtg[slot, 0] = self.conditioning.scaled_target
         self.actions[slot] = 0.0
 
     @torch.no_grad()
     def act(self, slots: np.ndarray, observations: np.ndarray) -> np.ndarray:
-        K = self.K
+        K, conditioning = self.K, self.conditioning
         n = len(slots)
         states = np.zeros((n, K, self.states.shape[2]), np.float32)
         actions = np.zeros((n, K, self.actions.shape[2]), np.float32)
@@ -59,13 +53,14 @@ class ContextWindowPolicy:
         mask = np.zeros((n, K), np.int64)
         for i, slot in enumerate(slots):
             t = self.t[slot]
-            self.states[slot, t] = self.normalizer(observations[i])
+            self.states[slot, t] = conditioning.normalizer(observations[i])
             first = max(0, t + 1 - K)
             length = t + 1 - first
             states[i, K - length :] = self.states[slot, first : t + 1]
             actions[i, K - length :] = self.actions[slot, first : t + 1]
             rtg[i, K - length :, 0] = self.rtg[slot, first : t + 1]
-            timesteps[i, K - length :] = np.minimum(np.arange(first, t + 1), self.max_ep_len - 1)
+            timesteps[i, K - length :] = np.minimum(np.arange(first, t + 1),
+                                                  conditioning.max_ep_len - 1)
             mask[i, K - length :] = 1
         device = self.device
         predictions = self.model(
@@ -81,8 +76,9 @@ class ContextWindowPolicy:
         return chosen
 
     def observe(self, slots: np.ndarray, rewards: np.ndarray) -> None:
+        conditioning = self.conditioning
         for slot, reward in zip(slots, rewards, strict=True):
             t = self.t[slot]
             if t + 1 < self.rtg.shape[1]:
-                self.rtg[slot, t + 1] = self.rtg[slot, t] - reward / self.rtg_scale
-            self.t[slot] = min(t + 1, self.max_ep_len)
+                self.rtg[slot, t + 1] = self.rtg[slot, t] - reward / conditioning.rtg_scale
+            self.t[slot] = min(t + 1, conditioning.max_ep_len)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gc
 from pathlib import Path
-from types import TracebackType
 
 import torch
 
@@ -58,12 +57,7 @@ class PeakMemory:
         self._tracking = _reset_peak_rss()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.peak_rss_mib = _status_mib("VmHWM") if self._tracking else None
         self.rss_growth_mib = (
             None if self.peak_rss_mib is None or self._baseline is None

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ssmrl_lib.data.windows import StateNormalizer
 from ssmrl_lib.device import module_device
+from ssmrl_lib.evaluate.conditioning import ReturnConditioning
 
 
 class RecurrentPolicy:
@@ -21,20 +21,14 @@ class RecurrentPolicy:
     def __init__(
         self,
         model: nn.Module,
-        normalizer: StateNormalizer,
-        target_return: float,
-        rtg_scale: float,
-        max_ep_len: int,
+        conditioning: ReturnConditioning,
         n_slots: int,
         state_dim: int,
         act_dim: int,
     ):
         self.model = model
         self.device = device = module_device(model)
-        self.normalizer = normalizer
-        self.target = target_return / rtg_scale
-        self.rtg_scale = rtg_scale
-        self.max_ep_len = max_ep_len
+        self.conditioning = conditioning
         self.state_dim = state_dim
         self.state = model.init_state(n_slots)
         self.new_episode = torch.ones(n_slots, dtype=torch.bool, device=device)
@@ -44,20 +38,20 @@ class RecurrentPolicy:
 
     def begin_episode(self, slot: int) -> None:
         self.new_episode[slot] = True
-        self.rtg[slot] = self.target
+        self.rtg[slot] = self.conditioning.scaled_target
         self.t[slot] = 0
 
     @torch.no_grad()
     def act(self, slots: np.ndarray, observations: np.ndarray) -> np.ndarray:
         states = np.zeros((len(self.t), self.state_dim), np.float32)
-        states[slots] = self.normalizer(observations)
-        device = self.device
+        conditioning, device = self.conditioning, self.device
+        states[slots] = conditioning.normalizer(observations)
         actions, self.state = self.model.step(
             self.state,
             return_to_go=torch.from_numpy(self.rtg[:, None].copy()).to(device),
             state_obs=torch.from_numpy(states).to(device),
             prev_action=self.prev_action,
-            timestep=torch.from_numpy(np.minimum(self.t, self.max_ep_len - 1)).to(device),
+            timestep=torch.from_numpy(np.minimum(self.t, conditioning.max_ep_len - 1)).to(device),
             new_episode=self.new_episode.clone(),
         )
         self.new_episode[:] = False
@@ -65,5 +59,5 @@ class RecurrentPolicy:
         return actions.cpu().numpy()[slots]
 
     def observe(self, slots: np.ndarray, rewards: np.ndarray) -> None:
-        self.rtg[slots] -= rewards.astype(np.float32) / self.rtg_scale
+        self.rtg[slots] -= rewards.astype(np.float32) / self.conditioning.rtg_scale
         self.t[slots] += 1

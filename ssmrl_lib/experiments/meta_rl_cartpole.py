@@ -16,27 +16,26 @@ steps of its POPGym runs (Table 3).
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass
 from typing import Any
 
-from ssmrl_lib.device import default_device
 from ssmrl_lib.errors import SsmrlError, check_choice
 from ssmrl_lib.evaluate.trials import EVAL_SEED_OFFSET, per_trial_mean, trial_returns
-from ssmrl_lib.experiments.popgym_ppo import QUICK_NETWORK, SMOKE_NETWORK, mmer_measures
+from ssmrl_lib.experiments.popgym_ppo import QUICK_NETWORK, SMOKE_NETWORK, run_recurrent_ppo
 from ssmrl_lib.meta_envs import ProjectedStatelessCartPole
-from ssmrl_lib.models.actor_critic import NetworkConfig
+from ssmrl_lib.models.actor_critic import ActorCritic, NetworkConfig
 from ssmrl_lib.models.memory import CORES
 from ssmrl_lib.profiles import (
     POSITIVE,
     PPO_ALLOWED,
     PPO_ROLLOUT_MEMORY,
     allowed,
+    quick_ppo,
     resolve,
+    smoke_ppo,
 )
 from ssmrl_lib.runs import RunDir, RunSpec
-from ssmrl_lib.runs.record import run_record, with_final_record
-from ssmrl_lib.train.ppo import PPOConfig, mmer_summary, train_ppo
+from ssmrl_lib.train.ppo import PPOConfig
 
 EXPERIMENT = "meta_rl_cartpole"
 MODELS = CORES
@@ -73,10 +72,7 @@ PROFILES = {
         num_trials=2,
         trial_length=8,
         eval_episodes=2,
-        ppo=dataclasses.replace(
-            PAPER.ppo, total_steps=128, num_envs=2, unroll=32, epochs=1, minibatches=1,
-            learning_rate=1e-3, checkpoint_every=2,
-        ),
+        ppo=smoke_ppo(PAPER.ppo, total_steps=128, num_envs=2, unroll=32),
         network=SMOKE_NETWORK,
     ),
     # About 4 CPU-minutes (measured on the book's 2-core machine, 1 torch thread, under load):
@@ -89,10 +85,8 @@ PROFILES = {
         seeds=2,
         num_trials=4,
         eval_episodes=16,
-        ppo=dataclasses.replace(
-            PAPER.ppo, total_steps=98_304, num_envs=16, unroll=256, epochs=4, minibatches=4,
-            learning_rate=2e-3, gae_lambda=0.95, checkpoint_every=4,
-        ),
+        ppo=quick_ppo(PAPER.ppo, total_steps=98_304, num_envs=16, unroll=256,
+                      learning_rate=2e-3, gae_lambda=0.95),
         network=QUICK_NETWORK,
     ),
     "full": PAPER,
@@ -149,34 +143,21 @@ def grid(settings: MetaCartPoleSettings) -> list[RunSpec]:
 
 def run_meta_cartpole(config: MetaCartPoleRunConfig, run: RunDir) -> dict[str, Any]:
     """Train one model with one seed, then play ``eval_trials`` trials on unseen projections."""
-    run.start_clock()
-    device = default_device()
-    agent, history = train_ppo(
-        lambda: ProjectedStatelessCartPole(config.num_trials, config.trial_length),
-        config.network,
-        config.ppo,
-        config.seed,
-        run,
-        device,
-        summarize=mmer_summary,
-    )
-    eval_started = time.perf_counter()
-    envs = [
-        ProjectedStatelessCartPole(config.eval_trials, config.trial_length)
-        for _ in range(config.eval_episodes)
-    ]
-    seeds = [EVAL_SEED_OFFSET + 10_000 * config.seed + i for i in range(config.eval_episodes)]
-    mean, std = per_trial_mean(trial_returns(agent, envs, seeds, device))
-    evaluation = {
-        "trials": config.eval_trials,
-        "episodes": config.eval_episodes,
-        "mean_return_per_trial": mean,
-        "std_return_per_trial": std,
-    }
-    measured = {
-        **mmer_measures(history),
-        "evaluation": evaluation,
-        "eval_time_s": time.perf_counter() - eval_started,
-        "milestones": with_final_record(history.milestones, evaluation=evaluation),
-    }
-    return run_record(config, run, agent, device, measured, libraries=("popgym",))
+
+    def evaluate(agent: ActorCritic, device: Any) -> dict[str, Any]:
+        envs = [
+            ProjectedStatelessCartPole(config.eval_trials, config.trial_length)
+            for _ in range(config.eval_episodes)
+        ]
+        seeds = [EVAL_SEED_OFFSET + 10_000 * config.seed + i for i in range(config.eval_episodes)]
+        mean, std = per_trial_mean(trial_returns(agent, envs, seeds, device))
+        return {
+            "trials": config.eval_trials,
+            "episodes": config.eval_episodes,
+            "mean_return_per_trial": mean,
+            "std_return_per_trial": std,
+        }
+
+    return run_recurrent_ppo(
+        config, run, lambda: ProjectedStatelessCartPole(config.num_trials, config.trial_length),
+        evaluate, libraries=("popgym",))

@@ -20,17 +20,15 @@ the done flag in the observation is always 0; it carries information when ``num_
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from ssmrl_lib.device import default_device
 from ssmrl_lib.errors import check_choice
 from ssmrl_lib.evaluate.trials import EVAL_SEED_OFFSET, trial_returns
-from ssmrl_lib.experiments.popgym_ppo import QUICK_NETWORK, SMOKE_NETWORK, mmer_measures
+from ssmrl_lib.experiments.popgym_ppo import QUICK_NETWORK, SMOKE_NETWORK, run_recurrent_ppo
 from ssmrl_lib.meta_envs import DMC_STEP_LIMIT, HELDOUT_TASKS, TRAIN_TASKS, DMControlProjectionTask
 from ssmrl_lib.models.actor_critic import NetworkConfig
 from ssmrl_lib.models.memory import CORES
@@ -40,11 +38,12 @@ from ssmrl_lib.profiles import (
     PPO_ALLOWED,
     PPO_ROLLOUT_MEMORY,
     allowed,
+    quick_ppo,
     resolve,
+    smoke_ppo,
 )
 from ssmrl_lib.runs import RunDir, RunSpec
-from ssmrl_lib.runs.record import run_record, with_final_record
-from ssmrl_lib.train.ppo import PPOConfig, mmer_summary, train_ppo
+from ssmrl_lib.train.ppo import PPOConfig
 
 EXPERIMENT = "meta_rl_dmc"
 MODELS = CORES
@@ -83,10 +82,7 @@ PROFILES = {
         heldout_tasks=("point_mass_hard",),
         trial_length=16,
         eval_episodes=1,
-        ppo=dataclasses.replace(
-            PAPER.ppo, total_steps=64, num_envs=2, unroll=32, epochs=1, minibatches=1,
-            learning_rate=1e-3, checkpoint_every=2,
-        ),
+        ppo=smoke_ppo(PAPER.ppo, total_steps=64, num_envs=2, unroll=32),
         network=SMOKE_NETWORK,
         lstm_hidden=16,
     ),
@@ -99,10 +95,8 @@ PROFILES = {
         seeds=1,
         trial_length=250,
         eval_episodes=4,
-        ppo=dataclasses.replace(
-            PAPER.ppo, total_steps=81_920, num_envs=8, unroll=256, epochs=4, minibatches=4,
-            learning_rate=1e-3, checkpoint_every=4,
-        ),
+        ppo=quick_ppo(PAPER.ppo, total_steps=81_920, num_envs=8, unroll=256,
+                      learning_rate=1e-3),
         network=QUICK_NETWORK,
         lstm_hidden=128,
     ),
@@ -192,23 +186,7 @@ def evaluate_tasks(
 
 def run_meta_dmc(config: MetaDMCRunConfig, run: RunDir) -> dict[str, Any]:
     """Train one model with one seed on the training tasks, then evaluate every task."""
-    run.start_clock()
-    device = default_device()
-    agent, history = train_ppo(
+    return run_recurrent_ppo(
+        config, run,
         lambda: DMControlProjectionTask(config.train_tasks, config.num_trials, config.trial_length),
-        config.network,
-        config.ppo,
-        config.seed,
-        run,
-        device,
-        summarize=mmer_summary,
-    )
-    eval_started = time.perf_counter()
-    evaluation = evaluate_tasks(agent, config, device)
-    measured = {
-        **mmer_measures(history),
-        "evaluation": evaluation,
-        "eval_time_s": time.perf_counter() - eval_started,
-        "milestones": with_final_record(history.milestones, evaluation=evaluation),
-    }
-    return run_record(config, run, agent, device, measured, libraries=("dm_control",))
+        lambda agent, device: evaluate_tasks(agent, config, device), libraries=("dm_control",))

@@ -24,6 +24,7 @@ from ssmrl_lib.data.windows import StateNormalizer
 from ssmrl_lib.device import default_device
 from ssmrl_lib.envs import MUJOCO_TASKS, get_task, normalized_score
 from ssmrl_lib.errors import SsmrlError, check_choice
+from ssmrl_lib.evaluate.conditioning import ReturnConditioning
 from ssmrl_lib.evaluate.dt_policy import ContextWindowPolicy
 from ssmrl_lib.evaluate.inference_cost import rollout_cost
 from ssmrl_lib.evaluate.recurrent_policy import RecurrentPolicy
@@ -242,11 +243,11 @@ def make_policy(
 ) -> BatchedPolicy:
     """The rollout policy of ``model`` in ``mode`` (``window`` or ``recurrent``)."""
     check_choice(f"evaluation mode of {model_name}", mode, EVAL_MODES[model_name])
+    conditioning = ReturnConditioning(normalizer, target, rtg_scale, sizes.max_ep_len)
     if mode == "recurrent":
-        return RecurrentPolicy(model, normalizer, target, rtg_scale, sizes.max_ep_len, n_slots,
+        return RecurrentPolicy(model, conditioning, n_slots, sizes.state_dim, sizes.act_dim)
+    return ContextWindowPolicy(model, conditioning, sizes.context_len, n_slots,
                                sizes.state_dim, sizes.act_dim)
-    return ContextWindowPolicy(model, normalizer, target, rtg_scale, sizes.context_len,
-                               sizes.max_ep_len, n_slots, sizes.state_dim, sizes.act_dim)
 
 
 def evaluate_model(

@@ -16,6 +16,8 @@ into one ``PopgymRunConfig`` per (environment, model, seed); ``run_ppo`` trains 
 from __future__ import annotations
 
 import dataclasses
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,11 +26,19 @@ import numpy as np
 
 from ssmrl_lib.device import default_device
 from ssmrl_lib.errors import check_choice
-from ssmrl_lib.models.actor_critic import NetworkConfig
+from ssmrl_lib.models.actor_critic import ActorCritic, NetworkConfig
 from ssmrl_lib.models.memory import CORES
-from ssmrl_lib.profiles import NON_EMPTY, PPO_ALLOWED, PPO_ROLLOUT_MEMORY, allowed, resolve
+from ssmrl_lib.profiles import (
+    NON_EMPTY,
+    PPO_ALLOWED,
+    PPO_ROLLOUT_MEMORY,
+    allowed,
+    quick_ppo,
+    resolve,
+    smoke_ppo,
+)
 from ssmrl_lib.runs import RunDir, RunSpec, finite_or_none
-from ssmrl_lib.runs.record import run_record
+from ssmrl_lib.runs.record import run_record, with_final_record
 from ssmrl_lib.train.ppo import PPOConfig, PPOHistory, mmer_summary, train_ppo
 
 EXPERIMENT = "popgym_ppo"
@@ -91,10 +101,7 @@ PROFILES = {
         envs=("PositionOnlyCartPoleHard",),
         models=("s5", "gru"),
         seeds=1,
-        ppo=dataclasses.replace(
-            PAPER.ppo, total_steps=256, num_envs=1, unroll=64, epochs=1, minibatches=1,
-            learning_rate=1e-3, checkpoint_every=2,
-        ),
+        ppo=smoke_ppo(PAPER.ppo, total_steps=256, num_envs=1, unroll=64),
         network=SMOKE_NETWORK,
     ),
     # About 10 CPU-minutes (measured, 1 torch thread): 30 runs of 32 updates of 2,048 steps.
@@ -104,10 +111,8 @@ PROFILES = {
         PAPER,
         envs=("PositionOnlyCartPoleHard", "PositionOnlyPendulumHard", "RepeatPreviousEasy"),
         seeds=2,
-        ppo=dataclasses.replace(
-            PAPER.ppo, total_steps=65_536, num_envs=16, unroll=128, epochs=4, minibatches=4,
-            learning_rate=2e-3, gae_lambda=0.95, checkpoint_every=4,
-        ),
+        ppo=quick_ppo(PAPER.ppo, total_steps=65_536, num_envs=16, unroll=128,
+                      learning_rate=2e-3, gae_lambda=0.95),
         network=QUICK_NETWORK,
     ),
     "full": dataclasses.replace(
@@ -171,11 +176,31 @@ def mmer_measures(history: PPOHistory) -> dict[str, Any]:
 
 def run_ppo(config: PopgymRunConfig, run: RunDir) -> dict[str, Any]:
     """Train one model on one environment with one seed; the curve and MMER of the run."""
+    return run_recurrent_ppo(config, run, lambda: make_env(config.env), libraries=("popgym",))
+
+
+def run_recurrent_ppo(
+    config: Any,
+    run: RunDir,
+    make_env: Callable[[], gym.Env],
+    evaluate: Callable[[ActorCritic, Any], dict[str, Any]] | None = None,
+    libraries: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """Train ``config``'s network (its ``network``, ``ppo`` and ``seed``) with PPO on
+    ``make_env``'s environments and record its curve and MMER. ``evaluate(agent, device)``, if
+    given, then plays the trained agent (the meta-RL runs: on unseen projections or tasks); its
+    result is recorded, also as the last milestone's."""
     run.start_clock()
     device = default_device()
-    agent, history = train_ppo(
-        lambda: make_env(config.env), config.network, config.ppo, config.seed, run, device,
-        summarize=mmer_summary,
-    )
+    agent, history = train_ppo(make_env, config.network, config.ppo, config.seed, run, device,
+                               summarize=mmer_summary)
     measured = {**mmer_measures(history), "milestones": history.milestones}
-    return run_record(config, run, agent, device, measured, libraries=("popgym",))
+    if evaluate is not None:
+        eval_started = time.perf_counter()
+        evaluation = evaluate(agent, device)
+        measured |= {
+            "evaluation": evaluation,
+            "eval_time_s": time.perf_counter() - eval_started,
+            "milestones": with_final_record(history.milestones, evaluation=evaluation),
+        }
+    return run_record(config, run, agent, device, measured, libraries=libraries)
