@@ -132,6 +132,9 @@ class LevelState:
     done: int
     blocked: str = ""  # why the entry cannot run now ("" if it can)
     cpu_hours: float = 0.0  # spent on the finished runs from the previous milestone to this
+    # Pending runs that reached an earlier milestone but whose checkpoint is not in this store
+    # (checkpoints are not committed: a fresh clone, another machine): they start again at 0.
+    restarts: tuple[Path, ...] = ()
 
     @property
     def pending(self) -> int:
@@ -159,13 +162,15 @@ def level_state(entry: Entry, level: int, store: RunStore) -> LevelState:
     specs, blocked = entry_specs(entry, level)
     if blocked:
         return LevelState(entry, level, entry.runs, 0, blocked)
-    done, cpu = 0, 0.0
+    done, cpu, restarts = 0, 0.0, []
     for spec in specs:
         run = store.find(spec.experiment, spec.config)
         if run is not None and run.finished:
             done += 1
             cpu += _increment_cpu_s(run.read_result()) / 3600
-    return LevelState(entry, level, len(specs), done, "", cpu)
+        elif run is not None and run.checkpoint_stop() is None and run.read_furthest():
+            restarts.append(run.path)
+    return LevelState(entry, level, len(specs), done, "", cpu, tuple(restarts))
 
 
 def _increment_cpu_s(result: dict[str, Any]) -> float:
@@ -190,6 +195,7 @@ def status_report(plan: Plan, store: RunStore, jobs: int | None = None) -> str:
              f"levels, {jobs} job(s); runs in {store.root}"]
     spent = planned_done = left = left_blocked = 0.0
     done_total = runs_total = 0
+    restarting: set[Path] = set()  # a run restarts once, at its next milestone
     for level in range(plan.levels):
         lines.append(f"milestone {level + 1}:")
         for state in (s for s in states if s.level == level):
@@ -197,7 +203,11 @@ def status_report(plan: Plan, store: RunStore, jobs: int | None = None) -> str:
             unit = get_experiment(entry.experiment).horizon_unit
             increment = state.cpu_hours
             planned = entry.core_hours_per_run[level]
-            pending_hours = state.pending * planned
+            # a restart redoes the milestones before this one too
+            restarts = len(set(state.restarts) - restarting)
+            restarting.update(state.restarts)
+            pending_hours = (state.pending * planned
+                             + restarts * sum(entry.core_hours_per_run[:level]))
             spent += max(increment, 0.0)
             planned_done += state.done * planned
             if state.blocked:
@@ -210,6 +220,8 @@ def status_report(plan: Plan, store: RunStore, jobs: int | None = None) -> str:
                 f"  {entry.name:<34} {entry.milestones[level]:>10,} {unit:<17} "
                 f"{state.done:>3}/{state.runs:<3} done  {max(increment, 0.0):6.2f} core-h spent"
                 f", {pending_hours:6.2f} left" + (f"  [{state.blocked}]" if state.blocked else "")
+                + (f"  ({restarts} restart from 0: their checkpoints are not here)"
+                   if restarts else "")
             )
     rate = spent / planned_done if planned_done else 1.0
     lines.append(

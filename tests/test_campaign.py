@@ -79,6 +79,23 @@ def test_campaign_goes_milestone_by_milestone_and_resumes(tmp_path):
     assert "time to finish at the measured rate" in report
 
 
+def test_status_counts_a_run_without_its_checkpoint_as_starting_again(tmp_path):
+    """Checkpoints are not committed: on a fresh clone the next milestone redoes the earlier."""
+    entries = [dict(TINY_PLAN["entries"][1], core_hours_per_run=[1.0, 2.0, 4.0])]
+    plan = _plan(tmp_path, {"jobs": 1, "entries": entries})
+    store = RunStore(tmp_path / "runs")
+    run_campaign(plan, store, levels=1, log=lambda _line: None)
+
+    def second_milestone() -> str:
+        return status_report(plan, store).splitlines()[4]
+
+    assert second_milestone().endswith("2.00 left")
+    (spec,) = entry_specs(plan.entries[0], 1)[0]
+    store.run_dir(spec.experiment, spec.config).path.joinpath("checkpoint.pt").unlink()
+    assert second_milestone().endswith(
+        "3.00 left  (1 restart from 0: their checkpoints are not here)")
+
+
 def test_one_campaign_at_a_time(tmp_path):
     store = RunStore(tmp_path)
     with campaign_lock(store), pytest.raises(SsmrlError, match="already running"), \
