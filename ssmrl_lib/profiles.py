@@ -88,6 +88,7 @@ PPO_ALLOWED = {
     "ppo.max_grad_norm": POSITIVE_FINITE, "ppo.checkpoint_every": POSITIVE,
     "network.encoder": POSITIVE_SIZES, "network.hidden": POSITIVE,
     "network.heads": POSITIVE_SIZES, "network.s5_layers": POSITIVE, "network.s5_state": POSITIVE,
+    "network.head_gain": POSITIVE_FINITE,
 }
 
 

@@ -132,13 +132,15 @@ def test_the_committed_plan_is_valid_and_its_run_counts_are_its_grids():
 def test_a_background_job_gives_its_niceness_to_its_session_only(tmp_path):
     # The file is empty for a process in a non-autogroup task group (a container's cgroup):
     # compare its whole text, which is what the scheduler shows.
+    # `nice -n 7` adds to this process's niceness (an earlier test may have raised it)
+    niceness = min(os.nice(0) + 7, 19)
     probe = ("from ssmrl_lib.cli import yield_to_other_sessions; "
              "yield_to_other_sessions(); print(open('/proc/self/autogroup').read().strip())")
     background = subprocess.run(
         ["setsid", "nice", "-n", "7", sys.executable, "-c", probe], capture_output=True,
         text=True, env={**os.environ, "SSMRL_BACKGROUND": "1"}, check=True)
     if background.stdout.strip():
-        assert background.stdout.strip().endswith("nice 7")
+        assert background.stdout.strip().endswith(f"nice {niceness}")
     mine = Path("/proc/self/autogroup").read_text().strip()
     environment = {k: v for k, v in os.environ.items() if k != "SSMRL_BACKGROUND"}
     foreground = subprocess.run(["nice", "-n", "7", sys.executable, "-c", probe],

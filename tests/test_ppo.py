@@ -262,3 +262,24 @@ def test_report_paper_normalisation() -> None:
     # Dividing by the best model per task turns Table 5 into Figure 3's end points.
     endpoints = report.paper_normalized_endpoints()
     assert endpoints == pytest.approx({"s5": 0.98, "gru": 0.68, "mlp": 0.32}, abs=0.005)
+
+
+@pytest.mark.parametrize("gain", [np.sqrt(2), 2.0])
+def test_the_heads_hidden_layers_take_the_configured_orthogonal_gain(gain):
+    config = NetworkConfig(core="mlp", encoder=(8,), hidden=16, heads=(8, 8), head_gain=gain)
+    agent = ActorCritic(4, gym.spaces.Discrete(2), config)
+    for head in (agent.actor, agent.critic):
+        hidden_layers = [m for m in head.modules() if isinstance(m, torch.nn.Linear)][:-1]
+        for layer in hidden_layers:  # W Wᵀ = gain² I for an orthogonal W with rows <= columns
+            singular_values = torch.linalg.svdvals(layer.weight.detach())
+            torch.testing.assert_close(singular_values, torch.full_like(singular_values, gain))
+    encoder = next(m for m in agent.encoder.modules() if isinstance(m, torch.nn.Linear))
+    assert torch.linalg.svdvals(encoder.weight.detach()).max() == pytest.approx(np.sqrt(2))
+
+
+def test_the_paper_profiles_use_the_authors_head_gain_and_quick_keeps_cleanrls():
+    from ssmrl_lib.experiments import meta_rl_cartpole, meta_rl_dmc, popgym_ppo
+
+    for module in (popgym_ppo, meta_rl_cartpole, meta_rl_dmc):
+        assert module.settings_for("full").network.head_gain == 2.0
+        assert module.settings_for("quick").network.head_gain == pytest.approx(np.sqrt(2))

@@ -21,7 +21,12 @@ from typing import Any
 
 from ssmrl_lib.errors import SsmrlError, check_choice
 from ssmrl_lib.evaluate.trials import EVAL_SEED_OFFSET, per_trial_mean, trial_returns
-from ssmrl_lib.experiments.popgym_ppo import QUICK_NETWORK, SMOKE_NETWORK, run_recurrent_ppo
+from ssmrl_lib.experiments.popgym_ppo import (
+    AUTHORS_HEAD_GAIN,
+    QUICK_NETWORK,
+    SMOKE_NETWORK,
+    run_recurrent_ppo,
+)
 from ssmrl_lib.meta_envs import ProjectedStatelessCartPole
 from ssmrl_lib.models.actor_critic import ActorCritic, NetworkConfig
 from ssmrl_lib.models.memory import CORES
@@ -60,7 +65,7 @@ class MetaCartPoleSettings:
     eval_trials: int = PAPER_EVAL_TRIALS
     eval_episodes: int = 32
     ppo: PPOConfig = PPOConfig()  # the POPGym settings of Table 3
-    network: NetworkConfig = NetworkConfig()
+    network: NetworkConfig = NetworkConfig(head_gain=AUTHORS_HEAD_GAIN)
 
 
 PAPER = MetaCartPoleSettings()

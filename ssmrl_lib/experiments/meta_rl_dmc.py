@@ -28,7 +28,12 @@ import torch
 
 from ssmrl_lib.errors import check_choice
 from ssmrl_lib.evaluate.trials import EVAL_SEED_OFFSET, trial_returns
-from ssmrl_lib.experiments.popgym_ppo import QUICK_NETWORK, SMOKE_NETWORK, run_recurrent_ppo
+from ssmrl_lib.experiments.popgym_ppo import (
+    AUTHORS_HEAD_GAIN,
+    QUICK_NETWORK,
+    SMOKE_NETWORK,
+    run_recurrent_ppo,
+)
 from ssmrl_lib.meta_envs import DMC_STEP_LIMIT, HELDOUT_TASKS, TRAIN_TASKS, DMControlProjectionTask
 from ssmrl_lib.models.actor_critic import NetworkConfig
 from ssmrl_lib.models.memory import CORES
@@ -68,7 +73,7 @@ class MetaDMCSettings:
     # Table 3's POPGym PPO with GAE λ 0.95 for the 1000-step episodes.
     ppo: PPOConfig = PPOConfig(total_steps=100_000_000, gae_lambda=0.95)
     # The paper's S5 is 10 layers of 256; ``network.hidden`` is also the MLP's width.
-    network: NetworkConfig = NetworkConfig(s5_layers=10)
+    network: NetworkConfig = NetworkConfig(s5_layers=10, head_gain=AUTHORS_HEAD_GAIN)
     lstm_hidden: int = 512  # the LSTM's width, in place of ``network.hidden``
 
 

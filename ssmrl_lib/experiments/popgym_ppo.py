@@ -26,7 +26,7 @@ import numpy as np
 
 from ssmrl_lib.device import default_device
 from ssmrl_lib.errors import check_choice
-from ssmrl_lib.models.actor_critic import ActorCritic, NetworkConfig
+from ssmrl_lib.models.actor_critic import CLEANRL_GAIN, ActorCritic, NetworkConfig
 from ssmrl_lib.models.memory import CORES
 from ssmrl_lib.profiles import (
     NON_EMPTY,
@@ -51,6 +51,8 @@ FAMILIES = (
     "NoisyPositionOnlyPendulum",
     "RepeatPrevious",
 )
+# popjaxrl's actor and critic hidden layers (orthogonal(2), its ActorCriticS5 and ActorCriticRNN).
+AUTHORS_HEAD_GAIN = 2.0
 PAPER_TASKS = tuple(f"{family}Hard" for family in FAMILIES)
 TASKS = tuple(f"{family}{level}" for family in FAMILIES for level in ("Easy", "Medium", "Hard"))
 MODELS = CORES  # s5 (with ⊕ resets), s5_noreset, gru, lstm, mlp
@@ -80,19 +82,19 @@ class PopgymSettings:
     seeds: int = 8
     # ``ppo.milestones``: environment steps at which a run records a summary.
     ppo: PPOConfig = PPOConfig()
-    network: NetworkConfig = NetworkConfig()
+    network: NetworkConfig = NetworkConfig(head_gain=AUTHORS_HEAD_GAIN)
 
 
 PAPER = PopgymSettings()
 # The small networks of the smoke and quick profiles (the meta-RL experiments use them too),
-# with the pre-norm S5 block their recorded runs used.
+# with the pre-norm S5 block and CleanRL's head gain their recorded runs used.
 SMOKE_NETWORK = dataclasses.replace(
     PAPER.network, encoder=(16, 16), hidden=16, heads=(16,), s5_layers=1, s5_state=8,
-    s5_block="prenorm",
+    s5_block="prenorm", head_gain=CLEANRL_GAIN,
 )
 QUICK_NETWORK = dataclasses.replace(
     PAPER.network, encoder=(64, 64), hidden=64, heads=(64, 64), s5_layers=2, s5_state=64,
-    s5_block="prenorm",
+    s5_block="prenorm", head_gain=CLEANRL_GAIN,
 )
 
 PROFILES = {

@@ -10,8 +10,9 @@ Glossary (paper's Table 3 → code)::
 
 ``forward`` maps observations ``[B, T, obs_dim]``, the core's state and reset flags ``[B, T]``
 to policy outputs, values and the next state; acting calls it with ``T = 1``, training on whole
-rollouts (``train/ppo.py``). Weights are orthogonally initialised as in CleanRL: gain √2 in the
-hidden layers, 0.01 for the policy output (a near-uniform first policy), 1 for the value.
+rollouts (``train/ppo.py``). Weights are orthogonally initialised: gain √2 in the encoder, 0.01
+for the policy output (a near-uniform first policy), 1 for the value, and ``head_gain`` in the
+heads' hidden layers (the authors' popjaxrl: 2; CleanRL: √2).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from torch import nn
 from ssmrl_lib.errors import check_choice
 from ssmrl_lib.models.memory import make_core
 from ssmrl_lib.models.s5 import S5_BLOCKS
+
+CLEANRL_GAIN = float(np.sqrt(2))  # for layers followed by a ReLU-like activation
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,9 @@ class NetworkConfig:
     # S5's residual block: "authors" (Lu et al.'s: full GLU, no norms) or "prenorm" (LayerNorm,
     # half GLU), see models/s5.py. Runs recorded before the choice existed ran "prenorm".
     s5_block: str = field(default="authors", metadata={"cache_key_omit_if": "prenorm"})
+    # Orthogonal gain of the actor's and critic's hidden layers: popjaxrl's networks use 2 (the
+    # paper profiles set it), CleanRL √2, which runs recorded before the field existed used.
+    head_gain: float = field(default=CLEANRL_GAIN, metadata={"cache_key_omit_if": CLEANRL_GAIN})
 
     def __post_init__(self) -> None:
         check_choice("S5 block", self.s5_block, S5_BLOCKS)
@@ -51,8 +57,8 @@ class NetworkConfig:
 ACTIVATIONS = {"leaky_relu": nn.LeakyReLU, "relu": nn.ReLU}
 
 
-def _mlp(sizes: list[int], activation: str, gain: float = np.sqrt(2)) -> nn.Sequential:
-    """Linear layers, each followed by ``activation``, orthogonally initialised (CleanRL)."""
+def _mlp(sizes: list[int], activation: str, gain: float = CLEANRL_GAIN) -> nn.Sequential:
+    """Linear layers, each followed by ``activation``, orthogonally initialised."""
     layers: list[nn.Module] = []
     for d_in, d_out in zip(sizes[:-1], sizes[1:], strict=True):
         layers += [_linear(d_in, d_out, gain), ACTIVATIONS[activation]()]
@@ -84,12 +90,11 @@ class ActorCritic(nn.Module):
             config.scan_backend, config.s5_block,
         )
         width = self.core.out_features
-        self.actor = nn.Sequential(
-            _mlp([width, *config.heads], config.activation), _linear(config.heads[-1], n_out, 0.01)
-        )
-        self.critic = nn.Sequential(
-            _mlp([width, *config.heads], config.activation), _linear(config.heads[-1], 1, 1.0)
-        )
+        heads = [width, *config.heads]
+        self.actor = nn.Sequential(_mlp(heads, config.activation, config.head_gain),
+                                   _linear(config.heads[-1], n_out, 0.01))
+        self.critic = nn.Sequential(_mlp(heads, config.activation, config.head_gain),
+                                    _linear(config.heads[-1], 1, 1.0))
         if self.continuous:
             self.log_std = nn.Parameter(torch.zeros(n_out))
 
