@@ -178,6 +178,24 @@ def test_claims_cover_the_papers_and_use_the_rule():
     assert peers["cited: Decision Mamba (Lv et al. 2024)"][0] == "98.5 ± 8.19"
 
 
+def _bsuite_result(model: str, seed: int, final_return: float) -> dict:
+    """A run at its first milestone, 1,000 episodes, which took 33,024 environment steps."""
+    milestone = {"step": 33_024, "episodes": 1_000, "final_return": final_return}
+    return {"config": {"model": model, "seed": seed, "memory_length": 16, "episodes": 1_000},
+            "milestones": [milestone], "final_return": final_return}
+
+
+def test_bsuite_budgets_count_episodes_not_environment_steps():
+    runs = {"bsuite_memory": [_bsuite_result(model, seed, value + 0.01 * seed)
+                              for model, value in (("s5", 0.95), ("lstm", 0.1))
+                              for seed in range(2)]}
+    by_claim = {c.claim: c for c in claims.bsuite_claims(runs)}
+    for claim in ("bsuite, length 16: S5's return",
+                  "bsuite, length 16: the LSTM has degraded (S5 beats it)"):
+        assert by_claim[claim].budget == "10 %"  # of the paper's 10,000 episodes
+        assert str(by_claim[claim].verdict) == "inconclusive at 10 % of the paper's budget"
+
+
 def test_ratio_claims_need_to_clear_the_timing_noise():
     assert claims.judge_ratio(1.5, 1.0).reproduced
     assert not claims.judge_ratio(0.5, 1.0).reproduced
