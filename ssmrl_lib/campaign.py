@@ -187,6 +187,24 @@ def campaign_state(plan: Plan, store: RunStore) -> list[LevelState]:
             if level < len(entry.milestones)]
 
 
+def campaign_results(plan: Plan, store: RunStore, experiment: str | None = None
+                     ) -> dict[str, list[dict[str, Any]]]:
+    """By experiment, the result at the furthest milestone of every run of the plan's runnable
+    entries that has reached one (``experiment``: that one only). Nothing is computed: this is
+    what a chapter shows of the campaign, as far as it has got."""
+    results: dict[str, list[dict[str, Any]]] = {}
+    for entry in plan.entries:
+        if experiment not in (None, entry.experiment):
+            continue
+        specs, _blocked = entry_specs(entry, 0)  # the run keys are the same at every level
+        for spec in specs:
+            run = store.find(spec.experiment, spec.config)
+            furthest = run.read_furthest() if run is not None else None
+            if furthest is not None:
+                results.setdefault(entry.experiment, []).append(furthest)
+    return results
+
+
 def status_report(plan: Plan, store: RunStore, jobs: int | None = None) -> str:
     """Runs done and pending per milestone level, core-hours spent and left, time to finish."""
     jobs = jobs or plan.jobs

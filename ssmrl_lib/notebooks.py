@@ -15,6 +15,7 @@ ipykernel reports as "KeyboardInterrupt caught in kernel").
 
 from __future__ import annotations
 
+import ast
 import importlib
 import logging
 import os
@@ -120,6 +121,21 @@ def override_names(name: str, profile: str) -> list[str]:
     ))
 
 
+def notebook_switches(name: str, profile: str) -> dict[str, Any]:
+    """The variables of notebook ``name``'s parameters cell that are no setting of its
+    experiments (the Claims page's ``campaign``), with their defaults: the notebook's own."""
+    prefixes = sorted({prefix for prefix, _ in _targets(name)})
+    settings_of = {prefix: set(setting_values(module.PROFILES[profile]))
+                   for prefix, module in _targets(name)}
+    cell = papermill.inspect_notebook(str(NOTEBOOK_DIR / f"{name}.ipynb"))
+    switches = {}
+    for key, variable in cell.items():
+        prefix, setting = _split(key, prefixes, "_")
+        if key not in ("profile", OVERRIDES) and setting not in settings_of.get(prefix, ()):
+            switches[key] = ast.literal_eval(variable["default"])
+    return switches
+
+
 def check_parameters(name: str, parameters: dict[str, Any]) -> None:
     """Raise ``SsmrlError`` unless every parameter (as :func:`with_overrides` gives them) is
     one of the notebook's and its value is one that the settings of the notebook's
@@ -139,8 +155,13 @@ def check_parameters(name: str, parameters: dict[str, Any]) -> None:
     targets = _targets(name)
     prefixes = sorted({prefix for prefix, _ in targets})
     given: dict[str, dict[str, Any]] = {prefix: {} for prefix in prefixes}
+    switches = notebook_switches(name, profile)
     for key, value in parameters.items():
-        if key not in ("profile", OVERRIDES):
+        if key in switches:
+            default = switches[key]
+            if isinstance(default, bool) and not isinstance(value, bool):
+                raise SsmrlError(f"parameter {key!r} = {value!r}: must be true or false")
+        elif key not in ("profile", OVERRIDES):
             prefix, setting = _split(key, prefixes, "_")
             given[prefix][setting] = value
     for key, value in overrides.items():

@@ -192,6 +192,7 @@ def test_notebook_parameters_are_checked_before_the_kernel_starts(
     ("05_meta_rl", "dmc_seeds", "0", "parameter 'seeds' = 0"),
     ("05_meta_rl", "dmc.ppo.unroll", "0", "parameter 'ppo.unroll' = 0"),
     ("05_meta_rl", "network.s5_block", "bogus", "unknown S5 block 'bogus'"),
+    ("06_claims", "campaign", "maybe", "parameter 'campaign' = 'maybe': must be true or false"),
 ])
 def test_every_notebook_checks_its_parameters(capsys, tmp_path, notebook, name, value, expected):
     err = _one_line_before_any_work(capsys, tmp_path, [
@@ -261,7 +262,8 @@ def test_every_notebook_parameter_reaches_a_checked_setting(name):
     a setting there (checked before the kernel starts), else this fails; so must every setting
     its overrides accept, each at the profile's own value."""
     assert name in notebooks.NOTEBOOK_SETTINGS
-    parameters = {p: None for p in notebooks.notebook_parameters(name)
+    switches = notebooks.notebook_switches(name, "smoke")  # the notebook's own, at defaults
+    parameters = {p: switches.get(p) for p in notebooks.notebook_parameters(name)
                   if p not in ("profile", notebooks.OVERRIDES)}
     notebooks.check_parameters(name, {"profile": "smoke", **parameters})
     targets = dict(reversed(notebooks._targets(name)))  # prefix -> module

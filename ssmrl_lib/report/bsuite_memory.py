@@ -102,3 +102,50 @@ def plot_memory_length(frame: pd.DataFrame) -> plt.Figure:
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def episode_returns(result: dict[str, Any]) -> np.ndarray:
+    """One return per training episode, in order: each update's mean return repeated for the
+    episodes that ended in it (an update of 32 steps ends at most a few)."""
+    curve = result["curve"]
+    means = np.array([np.nan if m is None else m for m in curve["mean_return"]], dtype=float)
+    return np.repeat(means, np.asarray(curve["episodes"], dtype=int))
+
+
+def plot_schedule_curves(results: list[dict[str, Any]], paper_episodes: int,
+                         milestones: tuple[int, ...], window: int = 100) -> plt.Figure:
+    """Each memory length's training curves over the paper's whole schedule: the return of the
+    last ``window`` episodes, mean over seeds (band: the seeds' range), with the milestones."""
+    frame = pd.DataFrame([{"length": r["config"]["memory_length"], "model": r["config"]["model"],
+                           "returns": episode_returns(r)} for r in results])
+    lengths = sorted(frame["length"].unique())
+    columns = min(len(lengths), 4)
+    rows = -(-len(lengths) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.5 * rows), sharey=True,
+                             squeeze=False)
+    for ax, length in zip(axes.flat, lengths, strict=False):
+        for model, group in frame[frame["length"] == length].groupby("model", sort=False):
+            episodes = min(len(r) for r in group["returns"])
+            if episodes < window:
+                continue
+            kernel = np.ones(window) / window
+            smoothed = np.stack([np.convolve(r[:episodes], kernel, mode="valid")
+                                 for r in group["returns"]])
+            x = np.arange(window, episodes + 1)
+            line, = ax.plot(x, smoothed.mean(axis=0), lw=1.2,
+                            label=f"{MODEL_LABELS.get(model, model)} ({len(smoothed)} seeds)")
+            ax.fill_between(x, smoothed.min(axis=0), smoothed.max(axis=0), alpha=0.2,
+                            color=line.get_color())
+        for milestone in milestones:
+            ax.axvline(milestone, color="grey", lw=0.6, ls=":")
+        ax.axhline(1.0, color="tab:green", lw=0.8, ls="--")
+        ax.set(title=f"memory length {length}", xlim=(0, paper_episodes), ylim=(-1.05, 1.05))
+        ax.legend(fontsize=7, loc="lower right")
+    for ax in axes[-1]:
+        ax.set_xlabel("training episode")
+    for ax in axes[:, 0]:
+        ax.set_ylabel(f"return, last {window} episodes")
+    for ax in list(axes.flat)[len(lengths):]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
