@@ -205,6 +205,12 @@ def campaign_results(plan: Plan, store: RunStore, experiment: str | None = None
     return results
 
 
+def plan_milestones(plan: Plan, experiment: str) -> tuple[int, ...]:
+    """Every milestone the plan takes ``experiment``'s runs through, in its horizon's unit."""
+    return tuple(sorted({milestone for entry in plan.entries if entry.experiment == experiment
+                         for milestone in entry.milestones}))
+
+
 def status_report(plan: Plan, store: RunStore, jobs: int | None = None) -> str:
     """Runs done and pending per milestone level, core-hours spent and left, time to finish."""
     jobs = jobs or plan.jobs

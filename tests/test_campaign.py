@@ -13,8 +13,10 @@ import yaml
 from ssmrl_lib.campaign import (
     DEFAULT_PLAN,
     campaign_lock,
+    campaign_results,
     entry_specs,
     load_plan,
+    plan_milestones,
     run_campaign,
     status_report,
 )
@@ -94,6 +96,33 @@ def test_status_counts_a_run_without_its_checkpoint_as_starting_again(tmp_path):
     store.run_dir(spec.experiment, spec.config).path.joinpath("checkpoint.pt").unlink()
     assert second_milestone().endswith(
         "3.00 left  (1 restart from 0: their checkpoints are not here)")
+
+
+def test_chapters_read_each_campaign_run_at_its_furthest_milestone(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from ssmrl_lib.report import bsuite_memory, figures, popgym
+    from ssmrl_lib.report.claims import bsuite_episodes
+    from ssmrl_lib.report.milestones import curve
+
+    plan = _plan(tmp_path)
+    store = RunStore(tmp_path / "runs")
+    run_campaign(plan, store, levels=2, log=lambda _line: None)
+    results = campaign_results(plan, store)
+    assert sorted(results) == ["bsuite_memory", "popgym_ppo"]  # none from the waiting entries
+    (run,) = results["popgym_ppo"]
+    assert [m["step"] for m in run["milestones"]] == [128, 256]  # at level 2 of 3
+    assert plan_milestones(plan, "popgym_ppo") == (128, 256, 384)
+    assert campaign_results(plan, store, "bsuite_memory").keys() == {"bsuite_memory"}
+    # what the chapters draw of them, over the paper's schedules
+    popgym.plot_learning_curves(results["popgym_ppo"], 15_000_000, (128, 256, 384))
+    bsuite_memory.plot_schedule_curves(results["bsuite_memory"], 10_000, (10, 20))
+    points = curve(results["bsuite_memory"], lambda m: m["final_return"], bsuite_episodes)
+    assert len(points) == 2 and 10 <= points[0].step < points[1].step < 30  # episodes, not steps
+    fig = figures.plot_milestone_curves({"MemoryChain": {"MLP": points}}, 10_000, (10, 20),
+                                        "return")
+    assert fig.axes[0].get_xlim() == (0, 10_000)
 
 
 def test_one_campaign_at_a_time(tmp_path):

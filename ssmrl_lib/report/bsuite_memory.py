@@ -126,12 +126,13 @@ def plot_schedule_curves(results: list[dict[str, Any]], paper_episodes: int,
     for ax, length in zip(axes.flat, lengths, strict=False):
         for model, group in frame[frame["length"] == length].groupby("model", sort=False):
             episodes = min(len(r) for r in group["returns"])
-            if episodes < window:
+            width = min(window, episodes)  # a run shorter than the window: its whole mean
+            if width == 0:
                 continue
-            kernel = np.ones(window) / window
+            kernel = np.ones(width) / width
             smoothed = np.stack([np.convolve(r[:episodes], kernel, mode="valid")
                                  for r in group["returns"]])
-            x = np.arange(window, episodes + 1)
+            x = np.arange(width, episodes + 1)
             line, = ax.plot(x, smoothed.mean(axis=0), lw=1.2,
                             label=f"{MODEL_LABELS.get(model, model)} ({len(smoothed)} seeds)")
             ax.fill_between(x, smoothed.min(axis=0), smoothed.max(axis=0), alpha=0.2,
@@ -140,7 +141,8 @@ def plot_schedule_curves(results: list[dict[str, Any]], paper_episodes: int,
             ax.axvline(milestone, color="grey", lw=0.6, ls=":")
         ax.axhline(1.0, color="tab:green", lw=0.8, ls="--")
         ax.set(title=f"memory length {length}", xlim=(0, paper_episodes), ylim=(-1.05, 1.05))
-        ax.legend(fontsize=7, loc="lower right")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="lower right")
     for ax in axes[-1]:
         ax.set_xlabel("training episode")
     for ax in axes[:, 0]:

@@ -119,8 +119,10 @@ def paper_normalized_endpoints() -> dict[str, float]:
     return {m: float(np.mean([LU2023_TABLE5[(m, t)][0] / best[t] for t in tasks])) for m in models}
 
 
-def plot_learning_curves(results: list[dict[str, Any]]) -> plt.Figure:
-    """Left: normalized MMER averaged over tasks; right: MMER so far per task, ± std over seeds."""
+def plot_learning_curves(results: list[dict[str, Any]], schedule: int | None = None,
+                         milestones: tuple[int, ...] = ()) -> plt.Figure:
+    """Left: normalized MMER averaged over tasks; right: MMER so far per task, ± std over seeds.
+    ``schedule``: draw the x-axes over that many steps (the paper's), with ``milestones``."""
     curves = mmer_curves(results)
     normalized, skipped = normalized_mmer_curves(results)
     tasks = sorted({env for env, _ in curves})
@@ -140,6 +142,11 @@ def plot_learning_curves(results: list[dict[str, Any]]) -> plt.Figure:
             ax.plot(steps, mean, label=MODEL_LABELS.get(model, model))
             ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
         ax.set(title=task, xlabel="environment steps", ylabel="MMER so far")
+    if schedule:
+        for ax in axes.flat:
+            ax.set_xlim(0, schedule)
+            for milestone in milestones:
+                ax.axvline(milestone, color="grey", lw=0.6, ls=":")
     fig.tight_layout()
     return fig
 
