@@ -104,7 +104,7 @@ def plot_memory_length(frame: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def episode_returns(result: dict[str, Any]) -> np.ndarray:
+def training_episode_returns(result: dict[str, Any]) -> np.ndarray:
     """One return per training episode, in order: each update's mean return repeated for the
     episodes that ended in it (an update of 32 steps ends at most a few)."""
     curve = result["curve"]
@@ -117,7 +117,7 @@ def plot_schedule_curves(results: list[dict[str, Any]], paper_episodes: int,
     """Each memory length's training curves over the paper's whole schedule: the return of the
     last ``window`` episodes, mean over seeds (band: the seeds' range), with the milestones."""
     frame = pd.DataFrame([{"length": r["config"]["memory_length"], "model": r["config"]["model"],
-                           "returns": episode_returns(r)} for r in results])
+                           "returns": training_episode_returns(r)} for r in results])
     lengths = sorted(frame["length"].unique())
     columns = min(len(lengths), 4)
     rows = -(-len(lengths) // columns)
