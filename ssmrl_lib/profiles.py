@@ -7,7 +7,8 @@ A settings class holds the configs its runs are built from (a ``PPOConfig`` as `
 ``NetworkConfig`` as ``network``) beside its own knobs (``envs``, ``models``, ``seeds``); a
 parameter is named by its dotted path (``seeds``, ``ppo.learning_rate``). What each accepts is
 declared once, above its settings class, with :func:`allowed` (e.g. ``@allowed(seeds=POSITIVE,
-**{"ppo.learning_rate": POSITIVE_FINITE})``); :func:`resolve` checks every value against it, so
+**{"ppo.learning_rate": POSITIVE_FINITE}, models=one_of("model", MODELS))``), and a nested
+config's own ``check()`` runs after; :func:`resolve` checks every value against it, so
 a bad parameter fails in one line naming the parameter, the value and what is allowed, before
 any work starts.
 """
@@ -31,7 +32,8 @@ Settings = TypeVar("Settings")
 @dataclass(frozen=True)
 class Allowed:
     """The values one setting accepts: a number within ``[minimum, maximum]`` (``above``: a
-    strict lower bound), finite; for a tuple, ``non_empty`` and ``items`` for each element."""
+    strict lower bound), finite; for a tuple, ``non_empty``, and ``items`` for each element or
+    ``one_of``, (what an element is, the valid elements)."""
 
     what: str
     minimum: float | None = None
@@ -39,6 +41,7 @@ class Allowed:
     maximum: float | None = None
     non_empty: bool = False
     items: Allowed | None = None
+    one_of: tuple[str, tuple] | None = None
 
     def check(self, name: str, value: Any) -> None:
         if isinstance(value, tuple):
@@ -47,6 +50,8 @@ class Allowed:
             for item in value if self.items else ():
                 if not self.items.accepts(item):
                     self._fail(name, value)
+            for item in value if self.one_of else ():
+                check_choice(self.one_of[0], item, self.one_of[1])
         elif not self.accepts(value):
             self._fail(name, value)
 
@@ -73,6 +78,15 @@ FRACTION = Allowed("a number in [0, 1]", minimum=0, maximum=1)
 NON_EMPTY = Allowed("a non-empty list", non_empty=True)
 POSITIVE_SIZES = Allowed("a non-empty list of positive integers", non_empty=True,
                          items=POSITIVE)
+
+
+def one_of(what: str, choices: Any, non_empty: bool = True) -> Allowed:
+    """A list of names, each one of ``choices`` (e.g. ``one_of("model", MODELS)``); a wrong one
+    fails as ``unknown model 'x'; valid choices: ...``."""
+    return Allowed("a non-empty list" if non_empty else "a list", non_empty=non_empty,
+                   one_of=(what, tuple(choices)))
+
+
 # Past this, the arrays a setting implies do not fit in memory (a typo such as 10**12 episodes).
 MEMORY_LIMIT_BYTES = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
@@ -205,6 +219,11 @@ def check_settings(settings: Any) -> None:
                 f"parameters {values} imply {_bytes(needed)} of {estimate.what}; at most "
                 f"{_bytes(MEMORY_LIMIT_BYTES)} (this machine's memory) is allowed"
             )
+    # a nested config's own consistency check across its fields (PPOConfig.check)
+    for field in dataclasses.fields(settings):
+        nested = getattr(settings, field.name)
+        if dataclasses.is_dataclass(nested) and callable(getattr(nested, "check", None)):
+            nested.check()
 
 
 def _bytes(n: float) -> str:

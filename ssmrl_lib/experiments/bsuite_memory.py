@@ -24,18 +24,17 @@ import gymnasium as gym
 import numpy as np
 
 from ssmrl_lib.device import default_device
-from ssmrl_lib.errors import check_choice
 from ssmrl_lib.evaluate.peak_memory import PeakMemory
 from ssmrl_lib.models.actor_critic import NetworkConfig
 from ssmrl_lib.profiles import (
     FRACTION,
-    NON_EMPTY,
     NON_NEGATIVE_FINITE,
     POSITIVE,
     POSITIVE_FINITE,
     POSITIVE_SIZES,
     MemoryEstimate,
     allowed,
+    one_of,
     resolve,
 )
 from ssmrl_lib.runs import RunDir, RunSpec, finite_or_none
@@ -89,7 +88,7 @@ A2C = PPOConfig(
 
 
 @allowed(
-    lengths=POSITIVE_SIZES, models=NON_EMPTY, seeds=POSITIVE, episodes=POSITIVE,
+    lengths=POSITIVE_SIZES, models=one_of("model", MODELS), seeds=POSITIVE, episodes=POSITIVE,
     **{"a2c.unroll": POSITIVE, "a2c.learning_rate": POSITIVE_FINITE, "a2c.gamma": FRACTION,
        "a2c.gae_lambda": FRACTION, "a2c.entropy_coef": NON_NEGATIVE_FINITE,
        "a2c.value_coef": NON_NEGATIVE_FINITE, "a2c.max_grad_norm": POSITIVE_FINITE,
@@ -161,11 +160,8 @@ def episode_steps(episodes: int, length: int, unroll: int) -> int:
 
 
 def settings_for(profile: str, **overrides: Any) -> BsuiteSettings:
-    """Resolve a profile and overrides, checking model names."""
-    settings = resolve(PROFILES, profile, **overrides)
-    for model in settings.models:
-        check_choice("model", model, MODELS)
-    return settings
+    """Resolve a profile and overrides, each checked as ``BsuiteSettings`` declares."""
+    return resolve(PROFILES, profile, **overrides)
 
 
 def grid(settings: BsuiteSettings) -> list[RunSpec]:

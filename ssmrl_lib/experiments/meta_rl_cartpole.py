@@ -19,7 +19,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from ssmrl_lib.errors import SsmrlError, check_choice
+from ssmrl_lib.errors import SsmrlError
 from ssmrl_lib.evaluate.trials import EVAL_SEED_OFFSET, per_trial_mean, trial_returns
 from ssmrl_lib.experiments.popgym_ppo import (
     AUTHORS_HEAD_GAIN,
@@ -35,6 +35,7 @@ from ssmrl_lib.profiles import (
     PPO_ALLOWED,
     PPO_ROLLOUT_MEMORY,
     allowed,
+    one_of,
     quick_ppo,
     resolve,
     smoke_ppo,
@@ -52,7 +53,8 @@ PAPER_EVAL_TRIALS = 32
 
 @allowed(
     num_trials=POSITIVE, trial_length=POSITIVE, eval_trials=POSITIVE, eval_episodes=POSITIVE,
-    **PPO_ALLOWED, memory=(PPO_ROLLOUT_MEMORY,), fixed=("network.core",),
+    **(PPO_ALLOWED | {"models": one_of("model", MODELS)}), memory=(PPO_ROLLOUT_MEMORY,),
+    fixed=("network.core",),
 )
 @dataclass(frozen=True)
 class MetaCartPoleSettings:
@@ -115,14 +117,11 @@ class MetaCartPoleRunConfig:
 def settings_for(profile: str, **overrides: Any) -> MetaCartPoleSettings:
     """Resolve a profile and overrides, checking model names and the trial counts."""
     settings = resolve(PROFILES, profile, **overrides)
-    for model in settings.models:
-        check_choice("model", model, MODELS)
     if settings.eval_trials <= settings.num_trials:
         raise SsmrlError(
             f"eval_trials ({settings.eval_trials}) must exceed num_trials "
             f"({settings.num_trials}): evaluation looks past the training horizon"
         )
-    settings.ppo.check()
     return settings
 
 

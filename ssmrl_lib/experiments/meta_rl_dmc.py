@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from ssmrl_lib.errors import check_choice
 from ssmrl_lib.evaluate.trials import EVAL_SEED_OFFSET, trial_returns
 from ssmrl_lib.experiments.popgym_ppo import (
     AUTHORS_HEAD_GAIN,
@@ -38,11 +37,11 @@ from ssmrl_lib.meta_envs import DMC_STEP_LIMIT, HELDOUT_TASKS, TRAIN_TASKS, DMCo
 from ssmrl_lib.models.actor_critic import NetworkConfig
 from ssmrl_lib.models.memory import CORES
 from ssmrl_lib.profiles import (
-    NON_EMPTY,
     POSITIVE,
     PPO_ALLOWED,
     PPO_ROLLOUT_MEMORY,
     allowed,
+    one_of,
     quick_ppo,
     resolve,
     smoke_ppo,
@@ -56,8 +55,11 @@ PAPER_MODELS = ("s5", "lstm", "mlp")
 
 
 @allowed(
-    train_tasks=NON_EMPTY, num_trials=POSITIVE, trial_length=POSITIVE, eval_episodes=POSITIVE,
-    lstm_hidden=POSITIVE, **PPO_ALLOWED, memory=(PPO_ROLLOUT_MEMORY,), fixed=("network.core",),
+    train_tasks=one_of("training task", TRAIN_TASKS),
+    heldout_tasks=one_of("held-out task", HELDOUT_TASKS, non_empty=False),
+    num_trials=POSITIVE, trial_length=POSITIVE, eval_episodes=POSITIVE, lstm_hidden=POSITIVE,
+    **(PPO_ALLOWED | {"models": one_of("model", MODELS)}), memory=(PPO_ROLLOUT_MEMORY,),
+    fixed=("network.core",),
 )
 @dataclass(frozen=True)
 class MetaDMCSettings:
@@ -125,20 +127,10 @@ class MetaDMCRunConfig:
 
 
 def settings_for(profile: str, **overrides: Any) -> MetaDMCSettings:
-    """Resolve a profile and overrides, checking model and task names.
-
-    Training tasks must come from the paper's training split and held-out tasks from its
-    held-out split, so no held-out task can ever be trained on.
-    """
-    settings = resolve(PROFILES, profile, **overrides)
-    for model in settings.models:
-        check_choice("model", model, MODELS)
-    for task in settings.train_tasks:
-        check_choice("training task", task, TRAIN_TASKS)
-    for task in settings.heldout_tasks:
-        check_choice("held-out task", task, HELDOUT_TASKS)
-    settings.ppo.check()
-    return settings
+    """Resolve a profile and overrides, each checked as ``MetaDMCSettings`` declares: training
+    tasks come from the paper's training split and held-out tasks from its held-out split, so
+    no held-out task can ever be trained on."""
+    return resolve(PROFILES, profile, **overrides)
 
 
 def grid(settings: MetaDMCSettings) -> list[RunSpec]:

@@ -37,13 +37,13 @@ from ssmrl_lib.models.decision_transformer import (
 )
 from ssmrl_lib.profiles import (
     FRACTION,
-    NON_EMPTY,
     NON_NEGATIVE,
     NON_NEGATIVE_FINITE,
     POSITIVE,
     POSITIVE_FINITE,
     MemoryEstimate,
     allowed,
+    one_of,
     resolve,
 )
 from ssmrl_lib.runs import RunDir, RunSpec
@@ -79,7 +79,8 @@ class EvalConfig:
 
 
 @allowed(
-    envs=NON_EMPTY, models=NON_EMPTY, make_missing_dataset_steps=NON_NEGATIVE, seeds=POSITIVE,
+    envs=one_of("environment", MUJOCO_TASKS), models=one_of("model", MODELS),
+    make_missing_dataset_steps=NON_NEGATIVE, seeds=POSITIVE,
     cost_episodes=POSITIVE, cost_envs=POSITIVE,
     **{"model.context_len": POSITIVE, "model.hidden_size": POSITIVE, "model.n_layer": POSITIVE,
        "model.n_head": POSITIVE, "model.dropout": FRACTION, "model.max_ep_len": POSITIVE,
@@ -173,10 +174,6 @@ def settings_for(profile: str, **overrides: Any) -> OfflineSettings:
     """Resolve a profile and overrides (dotted names: ``train.steps``), checking environment
     and model names."""
     settings = resolve(PROFILES, profile, **overrides)
-    for env in settings.envs:
-        check_choice("environment", env, MUJOCO_TASKS)
-    for model in settings.models:
-        check_choice("model", model, MODELS)
     for env in settings.envs:
         try:
             ds_id = dataset_id(settings, env)

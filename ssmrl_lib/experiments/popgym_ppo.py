@@ -29,10 +29,10 @@ from ssmrl_lib.errors import check_choice
 from ssmrl_lib.models.actor_critic import CLEANRL_GAIN, ActorCritic, NetworkConfig
 from ssmrl_lib.models.memory import CORES
 from ssmrl_lib.profiles import (
-    NON_EMPTY,
     PPO_ALLOWED,
     PPO_ROLLOUT_MEMORY,
     allowed,
+    one_of,
     quick_ppo,
     resolve,
     smoke_ppo,
@@ -72,7 +72,8 @@ def make_env(task: str) -> gym.Env:
     return wrappers.Flatten(wrappers.Antialias(wrappers.PreviousAction(env)))
 
 
-@allowed(envs=NON_EMPTY, **PPO_ALLOWED, memory=(PPO_ROLLOUT_MEMORY,), fixed=("network.core",))
+@allowed(envs=one_of("environment", TASKS), **(PPO_ALLOWED | {"models": one_of("model", MODELS)}),
+         memory=(PPO_ROLLOUT_MEMORY,), fixed=("network.core",))
 @dataclass(frozen=True)
 class PopgymSettings:
     """A notebook's knobs; defaults are the paper's (Table 3), see ``PROFILES``."""
@@ -135,15 +136,9 @@ class PopgymRunConfig:
 
 
 def settings_for(profile: str, **overrides: Any) -> PopgymSettings:
-    """Resolve a profile and overrides (dotted names: ``ppo.learning_rate``), checking
-    environment and model names."""
-    settings = resolve(PROFILES, profile, **overrides)
-    for env in settings.envs:
-        check_choice("environment", env, TASKS)
-    for model in settings.models:
-        check_choice("model", model, MODELS)
-    settings.ppo.check()
-    return settings
+    """Resolve a profile and overrides (dotted names: ``ppo.learning_rate``), each checked as
+    ``PopgymSettings`` declares."""
+    return resolve(PROFILES, profile, **overrides)
 
 
 def grid(settings: PopgymSettings) -> list[RunSpec]:
