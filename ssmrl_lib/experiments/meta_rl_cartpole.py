@@ -24,6 +24,7 @@ from ssmrl_lib.evaluate.trials import EVAL_SEED_OFFSET, per_trial_mean, trial_re
 from ssmrl_lib.experiments.popgym_ppo import (
     AUTHORS_HEAD_GAIN,
     QUICK_NETWORK,
+    RECURRENT_PPO_ALLOWED,
     SMOKE_NETWORK,
     run_recurrent_ppo,
 )
@@ -32,10 +33,8 @@ from ssmrl_lib.models.actor_critic import ActorCritic, NetworkConfig
 from ssmrl_lib.models.memory import CORES
 from ssmrl_lib.profiles import (
     POSITIVE,
-    PPO_ALLOWED,
     PPO_ROLLOUT_MEMORY,
     allowed,
-    one_of,
     quick_ppo,
     resolve,
     smoke_ppo,
@@ -53,7 +52,7 @@ PAPER_EVAL_TRIALS = 32
 
 @allowed(
     num_trials=POSITIVE, trial_length=POSITIVE, eval_trials=POSITIVE, eval_episodes=POSITIVE,
-    **(PPO_ALLOWED | {"models": one_of("model", MODELS)}), memory=(PPO_ROLLOUT_MEMORY,),
+    **RECURRENT_PPO_ALLOWED, memory=(PPO_ROLLOUT_MEMORY,),
     fixed=("network.core",),
 )
 @dataclass(frozen=True)

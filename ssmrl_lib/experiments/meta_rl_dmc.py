@@ -30,6 +30,7 @@ from ssmrl_lib.evaluate.trials import EVAL_SEED_OFFSET, trial_returns
 from ssmrl_lib.experiments.popgym_ppo import (
     AUTHORS_HEAD_GAIN,
     QUICK_NETWORK,
+    RECURRENT_PPO_ALLOWED,
     SMOKE_NETWORK,
     run_recurrent_ppo,
 )
@@ -38,7 +39,6 @@ from ssmrl_lib.models.actor_critic import NetworkConfig
 from ssmrl_lib.models.memory import CORES
 from ssmrl_lib.profiles import (
     POSITIVE,
-    PPO_ALLOWED,
     PPO_ROLLOUT_MEMORY,
     allowed,
     one_of,
@@ -58,7 +58,7 @@ PAPER_MODELS = ("s5", "lstm", "mlp")
     train_tasks=one_of("training task", TRAIN_TASKS),
     heldout_tasks=one_of("held-out task", HELDOUT_TASKS, non_empty=False),
     num_trials=POSITIVE, trial_length=POSITIVE, eval_episodes=POSITIVE, lstm_hidden=POSITIVE,
-    **(PPO_ALLOWED | {"models": one_of("model", MODELS)}), memory=(PPO_ROLLOUT_MEMORY,),
+    **RECURRENT_PPO_ALLOWED, memory=(PPO_ROLLOUT_MEMORY,),
     fixed=("network.core",),
 )
 @dataclass(frozen=True)

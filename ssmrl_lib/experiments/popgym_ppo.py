@@ -72,7 +72,11 @@ def make_env(task: str) -> gym.Env:
     return wrappers.Flatten(wrappers.Antialias(wrappers.PreviousAction(env)))
 
 
-@allowed(envs=one_of("environment", TASKS), **(PPO_ALLOWED | {"models": one_of("model", MODELS)}),
+# The knobs of every recurrent-PPO settings class here (POPGym, meta-RL): models are memory cores.
+RECURRENT_PPO_ALLOWED = PPO_ALLOWED | {"models": one_of("model", MODELS)}
+
+
+@allowed(envs=one_of("environment", TASKS), **RECURRENT_PPO_ALLOWED,
          memory=(PPO_ROLLOUT_MEMORY,), fixed=("network.core",))
 @dataclass(frozen=True)
 class PopgymSettings:

@@ -424,15 +424,8 @@ def _bsuite_return(summary: dict[str, Any]) -> float:
     return np.nan if summary["final_return"] is None else float(summary["final_return"])
 
 
-def bsuite_episodes(summary: dict[str, Any]) -> float:
-    """Where a bsuite milestone lies on the paper's schedule: episodes (its ``step`` counts
-    environment steps; a result without milestones is placed at its last episode)."""
-    return float(summary["episodes"] if "episodes" in summary else summary["step"])
-
-
 def _bsuite_curve(runs: Runs, model: str, length: int) -> list[Milestone]:
-    return curve(_ppo_runs(runs, "bsuite_memory", model, memory_length=length), _bsuite_return,
-                 bsuite_episodes)
+    return curve(_ppo_runs(runs, "bsuite_memory", model, memory_length=length), _bsuite_return)
 
 
 def bsuite_claims(runs: Runs) -> list[Claim]:

@@ -39,13 +39,21 @@ def milestones(result: dict[str, Any]) -> list[dict[str, Any]]:
     return [{**base, **milestone} for milestone in sorted(recorded, key=lambda m: m["step"])]
 
 
-def curve(results: Sequence[dict[str, Any]], metric: Callable[[dict[str, Any]], float],
-          position: Callable[[dict[str, Any]], float] = lambda m: m["step"]) -> list[Milestone]:
+def schedule_position(milestone: dict[str, Any]) -> float:
+    """Where a milestone lies on its paper's schedule, in the unit of :func:`final_step`:
+    a bsuite milestone's ``step`` counts environment steps, its schedule episodes."""
+    if "memory_length" in milestone["config"] and "episodes" in milestone:
+        return float(milestone["episodes"])
+    return float(milestone["step"])
+
+
+def curve(results: Sequence[dict[str, Any]], metric: Callable[[dict[str, Any]], float]
+          ) -> list[Milestone]:
     """``metric`` at every milestone that all ``results`` (one per seed) reached, placed by
-    ``position`` (by default the milestone's ``step``: its schedule's unit for every experiment
-    but bsuite, whose schedule counts episodes)."""
+    :func:`schedule_position`."""
     if not results:
         return []
-    per_run = [{position(m): metric(m) for m in milestones(result)} for result in results]
+    per_run = [{schedule_position(m): metric(m) for m in milestones(result)}
+               for result in results]
     common = sorted(set.intersection(*(set(run) for run in per_run)))
     return [Milestone(step, tuple(float(run[step]) for run in per_run)) for step in common]
