@@ -10,7 +10,7 @@ ENVS := hopper halfcheetah walker2d
 export MINARI_DATASETS_PATH ?= $(CURDIR)/data/minari
 
 .PHONY: setup data policies policies-background policies-swap notebooks book reproduce test lint unit \
-	smoke book-check browser browser-test bench clean campaign campaign-status \
+	smoke book-check browser browser-test bench clean campaign campaign-status campaign-save \
 	gpu-check gpu-check-prepare gpu-check-restore gpu-check-dry-run
 
 $(STAMP): pyproject.toml
@@ -30,7 +30,7 @@ data: setup  ## every dataset the chapters train on
 	$(BIN)/ssmrl data build --env all --quality all --if-missing --if-available --jobs $(DATA_JOBS)
 
 # Train (or resume, from $(POLICIES_DIR)/<env>/state/) the behavior policies: hours on a CPU.
-# The three environments train in parallel (one torch thread each, nice 19), each up to its
+# The three environments train in parallel (one torch thread each, nice POLICY_NICE), each up to its
 # POLICY_STEPS_<env> (POLICY_STEPS overrides all three), evaluating every POLICY_EVAL_EVERY steps
 # on 10 mean-action and 50 sampled-action episodes (every 5k: scores near medium jump by 5-27
 # points per 10k steps, the ±10 % medium band is 8-12 points wide); then each exports its replay
@@ -38,19 +38,21 @@ data: setup  ## every dataset the chapters train on
 # Rerunning resumes (with the same settings: the committed policies were evaluated every 10k).
 POLICIES_DIR ?= $(CURDIR)/data/policies
 POLICY_STEPS ?=
-POLICY_STEPS_hopper ?= 250000
+POLICY_STEPS_hopper ?= 400000
 POLICY_STEPS_halfcheetah ?= 150000
 POLICY_STEPS_walker2d ?= 1000000
 POLICY_EVAL_EVERY ?= 5000
 POLICY_JOBS ?= 3
+# 10, as the campaign: the policies are the offline campaign's critical path (its datasets)
+POLICY_NICE ?= 10
 policies: setup
 	$(MAKE) --no-print-directory -o $(STAMP) -j $(POLICY_JOBS) $(addprefix policy-,$(ENVS))
 
 policy-%: setup
-	OMP_NUM_THREADS=1 nice -n 19 $(BIN)/ssmrl data train-policy --env $* \
+	OMP_NUM_THREADS=1 nice -n $(POLICY_NICE) $(BIN)/ssmrl data train-policy --env $* \
 	  --steps $(or $(POLICY_STEPS),$(POLICY_STEPS_$*)) --eval-every $(POLICY_EVAL_EVERY) \
 	  --dir $(POLICIES_DIR)/$*
-	nice -n 19 $(BIN)/ssmrl data export-replay --env $* --dir $(POLICIES_DIR)/$* \
+	nice -n $(POLICY_NICE) $(BIN)/ssmrl data export-replay --env $* --dir $(POLICIES_DIR)/$* \
 	  || echo "$*: replay not exported (see above)"
 
 # The same, detached (setsid nohup: it survives the terminal and the session that started it),
@@ -72,10 +74,12 @@ policies-background: setup
 	done
 
 # Replace the committed policies (data/policies/<env>/) with those trained in POLICIES_DIR: their
-# training record, evaluations, checkpoints and replay export, and their training state if
-# that training has stopped. An environment without a replay export (medium not reached yet)
-# is kept. Then `make data` rebuilds every dataset whose recipe now takes other checkpoints,
-# replay transitions or (sampled) actions. Swapping again later brings newer checkpoints.
+# training record, evaluations, checkpoints and replay export. The training state stays where it
+# trained (committed there, so a training towards expert resumes from it; not copied, since every
+# copy of tens of MB counts against a submission's size). An environment without a replay export
+# (medium not reached yet) is kept. Then `make data` rebuilds every dataset whose recipe now
+# takes other checkpoints, replay transitions or (sampled) actions, and removes those whose
+# recipe the new policy does not reach. Swapping again later brings newer checkpoints.
 policies-swap:
 	@if [ "$(abspath $(POLICIES_DIR))" = "$(CURDIR)/data/policies" ]; then \
 	  echo "policies-swap: set POLICIES_DIR to where the new policies were trained"; exit 2; fi
@@ -86,12 +90,10 @@ policies-swap:
 	      "ssmrl data export-replay --env $$env --dir $$src)"; continue; fi; \
 	  rm -rf $$dst/checkpoints $$dst/evaluations.csv $$dst/training.json \
 	    $$dst/replay_medium.npz $$dst/state; \
-	  mkdir -p $$dst && cp -r $$src/training.json $$src/evaluations.csv $$src/checkpoints \
-	    $$src/replay_medium.npz $$dst/; \
-	  if [ -f $$src.pid ] && kill -0 $$(cat $$src.pid) 2>/dev/null; then \
-	    echo "$$env: swapped in up to step $$(tail -n 1 $$dst/evaluations.csv | cut -d, -f1)," \
-	      "still training in $$src (its state stays there)"; \
-	  else cp -r $$src/state $$dst/ && echo "$$env: swapped in, with its training state"; fi; \
+	  mkdir -p $$dst && cp -r $$src/training.json $$src/evaluations.csv $$src/checkpoints $$dst/ \
+	    && mv $$src/replay_medium.npz $$dst/; \
+	  echo "$$env: swapped in up to step $$(tail -n 1 $$dst/evaluations.csv | cut -d, -f1)" \
+	    "(its training state stays in $$src)"; \
 	done
 	@echo "next: git add data/policies; make data; rerun the offline chapters"
 
@@ -164,6 +166,7 @@ bench: setup  ## speed/memory benchmarks; results under benchmarks/results/
 	$(BIN)/python benchmarks/train_step.py --threads 1 --out benchmarks/results/train_step_cpu_1thread.json
 	$(BIN)/python benchmarks/scan_vs_rnn.py
 	$(BIN)/python benchmarks/context_scaling.py
+	$(BIN)/python benchmarks/bsuite_scaling.py
 	$(BIN)/python benchmarks/ppo_throughput.py
 	$(BIN)/python benchmarks/env_step.py
 	$(BIN)/python benchmarks/dataset_build.py --jobs $(DATA_JOBS)
@@ -174,16 +177,28 @@ bench: setup  ## speed/memory benchmarks; results under benchmarks/results/
 # torch thread each; it resumes where it stopped, so rerun it after any interruption.
 # Finished milestones land in data/runs/ (commit them); the log is data/campaign/campaign.log.
 CAMPAIGN_JOBS ?= 2
+CAMPAIGN_NICE ?= 10
 CAMPAIGN_LOG := data/campaign/campaign.log
 campaign: data
 	mkdir -p $(dir $(CAMPAIGN_LOG))
-	SSMRL_BACKGROUND=1 setsid nohup nice -n 10 $(BIN)/ssmrl campaign run \
+	SSMRL_BACKGROUND=1 setsid nohup nice -n $(CAMPAIGN_NICE) $(BIN)/ssmrl campaign run \
 	  --jobs $(CAMPAIGN_JOBS) --nice 0 \
 	  >> $(CAMPAIGN_LOG) 2>&1 < /dev/null & \
 	  echo "campaign started (pid $$!): log $(CAMPAIGN_LOG), progress: $(BIN)/ssmrl campaign status"
 
 campaign-status: setup
 	$(BIN)/ssmrl campaign status
+
+# Stage the campaign's progress so that any clone resumes it (then `git commit`): the run
+# store's results, and, force-added since git ignores them, the checkpoints a later milestone
+# resumes from (`ssmrl campaign checkpoints`: runs stopped mid-way or waiting at an earlier
+# milestone; DT about 10 MB, Decision Mamba about 6 MB each). Those of runs at the plan's end
+# are untracked again. Every save adds the changed checkpoints to the repository's history:
+# save once before a machine goes, not at every milestone.
+campaign-save: setup
+	git add data/runs
+	$(BIN)/ssmrl campaign checkpoints | xargs -r git add -f --
+	$(BIN)/ssmrl campaign checkpoints --finished | xargs -r git rm -q --cached --ignore-unmatch --
 
 # The GPU check (README, "GPU check"). Here: prepare the payload (wheels for Python 3.12, the
 # tracked files the check does not read moved out of the tree; prints its size), make the device

@@ -36,6 +36,7 @@ from ssmrl_lib.errors import SsmrlError
 from ssmrl_lib.experiments.registry import get_experiment
 from ssmrl_lib.paths import REPO_ROOT
 from ssmrl_lib.runs import Executor, RunSpec, RunStore, make_executor
+from ssmrl_lib.runs.store import CHECKPOINT_FILE, CHECKPOINT_STOP_FILE
 
 DEFAULT_PLAN = REPO_ROOT / "campaign" / "plan.yaml"
 ENTRY_KEYS = {"name", "experiment", "profile", "settings", "milestones", "runs",
@@ -203,6 +204,29 @@ def campaign_results(plan: Plan, store: RunStore, experiment: str | None = None
             if furthest is not None:
                 results.setdefault(entry.experiment, []).append(furthest)
     return results
+
+
+def carried_checkpoints(plan: Plan, store: RunStore, finished: bool = False) -> list[Path]:
+    """The checkpoint files (``checkpoint.pt`` and the stop it trained towards) that a later
+    milestone of the plan resumes from: runs stopped mid-way, and runs waiting at an earlier
+    milestone. Git ignores checkpoints (megabytes each), but a DT run to its first milestone
+    takes longer than a session's machine lives, so ``make campaign-save`` force-adds these
+    and a fresh clone resumes every run where it stopped. ``finished``: instead, those of runs
+    at their entry's last milestone, which nothing resumes from (untracked again).
+
+    Disabled entries count too: their runs, if any, were made on the data they wait for."""
+    paths = []
+    for entry in plan.entries:
+        try:
+            specs = entry.specs(len(entry.milestones) - 1)
+        except SsmrlError:  # its settings or datasets are not here: no run of it is either
+            continue
+        for spec in specs:
+            run = store.find(spec.experiment, spec.config)
+            if run is None or run.checkpoint_stop() is None or run.finished != finished:
+                continue
+            paths += [run.path / CHECKPOINT_FILE, run.path / CHECKPOINT_STOP_FILE]
+    return paths
 
 
 def plan_milestones(plan: Plan, experiment: str) -> tuple[int, ...]:

@@ -139,7 +139,8 @@ def _data_build(args: argparse.Namespace) -> None:
         checkpoint=Path(args.checkpoint) if args.checkpoint else None, overwrite=args.overwrite,
     )
     built = sum(outcome.status == "built" for outcome in outcomes)
-    print(f"{built} built, {len(outcomes) - built} kept or skipped, "
+    removed = sum(outcome.status == "removed" for outcome in outcomes)
+    print(f"{built} built, {removed} removed, {len(outcomes) - built - removed} kept or skipped, "
           f"{time.monotonic() - started:.0f} s with {args.jobs} job(s)")
 
 
@@ -234,6 +235,16 @@ def _campaign_status(args: argparse.Namespace) -> None:
 
     plan = load_plan(args.plan or DEFAULT_PLAN)
     print(status_report(plan, RunStore(runs_root()), jobs=args.jobs))
+
+
+def _campaign_checkpoints(args: argparse.Namespace) -> None:
+    from ssmrl_lib.campaign import DEFAULT_PLAN, carried_checkpoints, load_plan
+    from ssmrl_lib.paths import runs_root
+    from ssmrl_lib.runs import RunStore
+
+    plan = load_plan(args.plan or DEFAULT_PLAN)
+    for path in carried_checkpoints(plan, RunStore(runs_root()), finished=args.finished):
+        print(os.path.relpath(path))
 
 
 def _runs_migrate(args: argparse.Namespace) -> None:
@@ -368,11 +379,17 @@ def build_parser() -> argparse.ArgumentParser:
     for name, handler, text in (
         ("run", _campaign_run, "run the plan's runs (resumes where it stopped)"),
         ("status", _campaign_status, "runs done and pending, core-hours spent and left"),
+        ("checkpoints", _campaign_checkpoints,
+         "checkpoint files a later milestone resumes from (what `make campaign-save` commits)"),
     ):
         sub = campaign.add_parser(name, help=text)
         sub.add_argument("--plan", help="plan file (YAML; default campaign/plan.yaml)")
-        sub.add_argument("--jobs", type=int, help="runs at once (default: the plan's)")
         sub.set_defaults(handler=handler)
+        if name == "checkpoints":
+            sub.add_argument("--finished", action="store_true",
+                             help="those of runs at the plan's end instead (nothing resumes)")
+            continue
+        sub.add_argument("--jobs", type=int, help="runs at once (default: the plan's)")
         if name == "run":
             sub.add_argument("--levels", type=int, help="stop after this many milestones")
             sub.add_argument("--only", nargs="+", metavar="ENTRY", help="only these entries")

@@ -14,6 +14,7 @@ from ssmrl_lib.campaign import (
     DEFAULT_PLAN,
     campaign_lock,
     campaign_results,
+    carried_checkpoints,
     entry_specs,
     load_plan,
     plan_milestones,
@@ -96,6 +97,24 @@ def test_status_counts_a_run_without_its_checkpoint_as_starting_again(tmp_path):
     store.run_dir(spec.experiment, spec.config).path.joinpath("checkpoint.pt").unlink()
     assert second_milestone().endswith(
         "3.00 left  (1 restart from 0: their checkpoints are not here)")
+
+
+def test_the_checkpoints_a_later_milestone_resumes_from_are_carried_until_the_plans_end(
+        tmp_path):
+    plan = _plan(tmp_path)
+    store = RunStore(tmp_path / "runs")
+    run_campaign(plan, store, levels=1, log=lambda _line: None)
+    runs = {entry.name: store.find(spec.experiment, spec.config).path
+            for entry in plan.entries[:2] for spec in entry_specs(entry, 0)[0]}
+    both = [(runs[name] / "checkpoint.pt", runs[name] / "checkpoint.json")
+            for name in ("bsuite-mlp", "popgym-mlp")]
+    assert carried_checkpoints(plan, store) == [path for pair in both for path in pair]
+    assert all(path.exists() for path in carried_checkpoints(plan, store))
+    assert carried_checkpoints(plan, store, finished=True) == []
+
+    run_campaign(plan, store, levels=2, log=lambda _line: None)  # bsuite-mlp is at its end
+    assert carried_checkpoints(plan, store) == list(both[1])
+    assert carried_checkpoints(plan, store, finished=True) == list(both[0])
 
 
 def test_chapters_read_each_campaign_run_at_its_furthest_milestone(tmp_path):
