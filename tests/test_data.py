@@ -1,9 +1,12 @@
 """Loading and making Minari datasets, and the errors bad datasets give."""
 
+import time
+
 import minari
 import numpy as np
 import pytest
 
+from ssmrl_lib import cli
 from ssmrl_lib.data import load_trajectories
 from ssmrl_lib.data.make import make_dataset
 from ssmrl_lib.envs import get_task
@@ -50,6 +53,44 @@ def test_making_is_deterministic_for_a_seed():
 def test_unknown_dataset_id_names_the_local_choices(tiny_hopper_id):
     with pytest.raises(SsmrlError, match="unknown dataset 'nope/nothing-v0'.*tiny-random-v0"):
         load_trajectories("nope/nothing-v0")
+
+
+@pytest.mark.parametrize("dataset_id, how", [
+    ("ssmrl/hopper/expert-v0",
+     "build it with `make data` (or `ssmrl data build --env hopper --quality expert`)"),
+    ("ssmrl/walker2d/mine-v0",
+     "make it with `ssmrl data make --env walker2d --id ssmrl/walker2d/mine-v0`"),
+    ("ssmrl-smoke/hopper/random-v0", "it is the smoke profile's stand-in"),
+])
+def test_a_missing_dataset_of_our_own_namespaces_fails_at_once_without_a_hub(
+    dataset_id, how, monkeypatch, capsys
+):
+    def hub(*args, **kwargs):
+        raise AssertionError(f"looked up {args} on a hub, which retries for half a minute")
+
+    monkeypatch.setattr(minari, "load_dataset", hub)
+    started = time.monotonic()
+    with pytest.raises(SsmrlError) as error:
+        load_trajectories(dataset_id, download=True)
+    assert time.monotonic() - started < 5
+    message = str(error.value)
+    assert "\n" not in message and how in message
+    assert message.startswith(f"dataset {dataset_id!r} is not in the local Minari store")
+    assert cli.main(["data", "info", dataset_id]) == 2
+    assert capsys.readouterr().err.strip() == f"ssmrl: error: {message}"
+
+
+def test_other_namespaces_are_still_looked_up_remotely(monkeypatch):
+    asked = []
+
+    def offline_hub(dataset_id, download=False):
+        asked.append((dataset_id, download))
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(minari, "load_dataset", offline_hub)
+    with pytest.raises(SsmrlError, match="not local and not downloadable .*no network"):
+        load_trajectories("mujoco/hopper/medium-v0", download=True)
+    assert asked == [("mujoco/hopper/medium-v0", True)]
 
 
 def test_corrupt_dataset_file_is_reported(tmp_path, tiny_hopper_id, isolated_store):

@@ -22,13 +22,14 @@ from ssmrl_lib.data.checkpoint_choice import (
     medium_is_final,
 )
 from ssmrl_lib.data.files import file_sha256
+from ssmrl_lib.data.local_store import dataset_lock, local_dataset_ids
 from ssmrl_lib.data.policy_dir import EVAL_COLUMNS
 from ssmrl_lib.data.rebuild import rebuild_datasets
 from ssmrl_lib.data.recipes import RECIPES, build_dataset, recipe_dataset_id
 from ssmrl_lib.data.replay import REPLAY_FILE, export_replay
 from ssmrl_lib.envs import get_task
 from ssmrl_lib.errors import SsmrlError
-from ssmrl_lib.paths import environment
+from ssmrl_lib.paths import environment, shown
 from ssmrl_lib.report.datasets import dataset_source
 
 HOPPER = get_task("hopper")
@@ -472,7 +473,103 @@ def test_make_data_rebuilds_a_dataset_whose_recipe_now_takes_another_checkpoint(
     assert reason == "medium was built from step_00010000.npz; the recipe now takes " \
         "step_00020000.npz"
     again = rebuild_datasets(["hopper"], ["medium"], jobs=1, log=logged.append, **settings)
-    assert again[0].status == "built" and f"rebuilding ssmrl/hopper/medium-v0: {reason}" in logged
+    assert again[0].status == "built" and f"outdated ssmrl/hopper/medium-v0: {reason}" in logged
+    assert ssmrl_metadata("ssmrl/hopper/medium-v0")["checkpoint"] == "step_00020000.npz"
+
+
+def swap_in_retrained(policy_dir, hopper_policy, scores):
+    """A retrained policy replaces ``policy_dir``'s: other actors under the same file names,
+    evaluated at ``scores``."""
+    for name in ("step_00010000.npz", "step_00020000.npz"):
+        shutil.copy(hopper_policy / "checkpoints" / "step_00000100.npz",
+                    policy_dir / "checkpoints" / name)
+    write_evaluations(policy_dir, scores)
+
+
+def test_make_data_removes_a_dataset_whose_checkpoint_was_swapped_out_and_cannot_be_rebuilt(
+    hopper_policy, tmp_path, store
+):
+    policy_dir = labelled_policies(hopper_policy, tmp_path)
+    wanted = ["medium", "medium-expert", "expert"]
+    settings = dict(steps=60, n_envs=2, policies_dir=policy_dir.parent)
+    logged = []
+    built = rebuild_datasets(["hopper"], wanted, jobs=1, log=logged.append, **settings)
+    assert [o.status for o in built] == ["built", "built", "built"]
+    expert_hash = ssmrl_metadata("ssmrl/hopper/expert-v0")["checkpoint_sha256"]
+
+    # Expert level not reached any more, but its checkpoint is still there: nothing changes.
+    write_evaluations(policy_dir, [44.0, 80.0])
+    assert recipes.outdated_reason(HOPPER, "expert", policy_dir) == ""
+    kept = rebuild_datasets(["hopper"], wanted, jobs=1, log=logged.append, **settings)
+    assert [o.status for o in kept] == ["kept", "kept", "kept"]
+    assert recipes.outdated_reason(HOPPER, "expert", tmp_path / "no-policy") == ""
+
+    # A retrained policy under the same file names, short of expert level: medium is rebuilt
+    # from its checkpoint, and the datasets only the old policy could make leave the store.
+    swap_in_retrained(policy_dir, hopper_policy, [44.0, 80.0])
+    gone = (f"expert was built from step_00020000.npz (sha256 {expert_hash[:12]}), which "
+            f"{shown(policy_dir)} no longer holds")
+    assert recipes.outdated_reason(HOPPER, "expert", policy_dir) == gone
+    assert recipes.outdated_reason(HOPPER, "medium", policy_dir) == (
+        "medium was built from step_00010000.npz; the recipe now takes step_00010000.npz "
+        "(another file of that name)")
+    logged.clear()
+    after = rebuild_datasets(["hopper"], wanted, jobs=1, log=logged.append, **settings)
+    assert [o.status for o in after] == ["built", "removed", "removed"]
+    unreached = "no hopper checkpoint reached expert level (90, mean actions); best 80.0"
+    assert any(line.startswith(f"removed ssmrl/hopper/expert-v0: {gone}, and {unreached}")
+               for line in logged), logged
+    assert local_dataset_ids() == ["ssmrl/hopper/medium-v0"]
+    assert not list(store.glob(".building-*"))
+    medium = ssmrl_metadata("ssmrl/hopper/medium-v0")["checkpoint_sha256"]
+    assert medium == file_sha256(policy_dir / "checkpoints" / "step_00010000.npz")
+    again = rebuild_datasets(["hopper"], wanted, jobs=1, log=logged.append, **settings)
+    assert [o.status for o in again] == ["kept", "skipped", "skipped"]
+
+
+def _rebuild_while_another_builds(store, monkeypatch, quality, policy_dir=None):
+    """The outcome of a rebuild of ``quality`` planned while its dataset is missing or outdated,
+    which then waits for the lock that another build holds while it writes the dataset."""
+    waiting = threading.Event()
+
+    def announced(dataset_id):
+        waiting.set()
+        return dataset_lock(dataset_id)
+
+    monkeypatch.setattr(rebuild, "dataset_lock", announced)
+    settings = dict(steps=40, n_envs=2)
+    policies = {"policies_dir": policy_dir.parent} if policy_dir else {}
+    name = recipe_dataset_id(HOPPER, quality)
+    outcomes = []
+    with dataset_lock(name):
+        thread = threading.Thread(target=lambda: outcomes.extend(rebuild_datasets(
+            ["hopper"], [quality], jobs=1, log=lambda _: None, **settings, **policies)))
+        thread.start()
+        assert waiting.wait(60) and not outcomes
+        build_dataset(HOPPER, quality, policy_dir=policy_dir, overwrite=True, locked=True,
+                      **settings)
+        written = (store / name / "data" / "main_data.hdf5").stat()
+    thread.join(120)
+    assert not thread.is_alive() and len(outcomes) == 1
+    now = (store / name / "data" / "main_data.hdf5").stat()
+    assert (now.st_ino, now.st_mtime_ns) == (written.st_ino, written.st_mtime_ns)  # not rebuilt
+    return outcomes[0]
+
+
+def test_a_rebuild_that_waited_for_another_build_of_its_dataset_keeps_what_that_one_wrote(
+    hopper_policy, tmp_path, store, monkeypatch
+):
+    # Missing when planned: kept, not an "already exists" failure.
+    outcome = _rebuild_while_another_builds(store, monkeypatch, "random")
+    assert outcome.line() == "ssmrl/hopper/random-v0 exists; kept (another build wrote it " \
+        "meanwhile)"
+
+    # Outdated when planned (the policy trained on): kept, not rebuilt a second time.
+    policy_dir = labelled_policies(hopper_policy, tmp_path)
+    build_dataset(HOPPER, "medium", steps=40, n_envs=2, policy_dir=policy_dir)
+    write_evaluations(policy_dir, [38.0, 44.0])
+    outcome = _rebuild_while_another_builds(store, monkeypatch, "medium", policy_dir)
+    assert outcome.status == "kept"
     assert ssmrl_metadata("ssmrl/hopper/medium-v0")["checkpoint"] == "step_00020000.npz"
 
 

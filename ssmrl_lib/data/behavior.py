@@ -28,6 +28,7 @@ from tqdm import tqdm
 from ssmrl_lib.data.actor import ActorPolicy
 from ssmrl_lib.data.collect import BatchPolicy, collect_episodes
 from ssmrl_lib.data.policy_dir import (
+    CHECKPOINT_DIR,
     SAMPLED_PREFIX,
     SUMMARY_COLUMNS,
     SavedReplay,
@@ -300,7 +301,7 @@ class EvaluationCallback(BaseCallback):
             "wall_seconds": round(wall, 1),
             "cpu_seconds": round(cpu, 1),
             "eval_cpu_seconds": round(self.eval_cpu, 1),
-            "checkpoint": f"checkpoints/step_{step:08d}.npz",
+            "checkpoint": f"{CHECKPOINT_DIR}/step_{step:08d}.npz",
         }
         actor.meta = {
             "gym_id": config.gym_id,

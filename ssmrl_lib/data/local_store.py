@@ -5,9 +5,10 @@ writes it a scratch store inside the store's root (a hidden ``.building-*`` fold
 listings skip), checks the result with ``minari.load_dataset`` and only then renames it into
 place. A killed build therefore leaves nothing under the id, and the next attempt starts over.
 A lock per id lets two processes that need the same dataset at once build it once: the second
-waits and finds it made. :func:`local_dataset_ids` lists what is complete and names, in one
-warning line, any folder that is not (instead of failing as ``minari.list_local_datasets`` does
-on a folder whose name is no dataset id).
+waits and finds it made. :func:`remove_dataset` works the other way round: the dataset leaves
+its id at once and is deleted from scratch. :func:`local_dataset_ids` lists what is complete
+and names, in one warning line, any folder that is not (instead of failing as
+``minari.list_local_datasets`` does on a folder whose name is no dataset id).
 """
 
 from __future__ import annotations
@@ -144,6 +145,22 @@ def _move_into_place(scratch: Path, root: Path, dataset_id: str) -> None:
         destination = root / namespace_file.relative_to(scratch)
         if not destination.exists():
             os.replace(namespace_file, destination)
+
+
+def remove_dataset(dataset_id: str) -> None:
+    """Remove ``dataset_id`` from the store, if it is there; call it while holding
+    :func:`dataset_lock`. The folder is first renamed into a scratch store, so a removal killed
+    half-way leaves no half-deleted dataset under the id (only scratch, cleared later)."""
+    check_dataset_id(dataset_id)
+    root = store_root()
+    target = root / dataset_id
+    if not target.exists():
+        return
+    scratch = Path(tempfile.mkdtemp(prefix=f"{_SCRATCH_PREFIX}{_owner()}-", dir=root))
+    try:
+        os.replace(target, scratch / "removed")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _owner() -> str:

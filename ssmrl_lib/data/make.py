@@ -37,6 +37,8 @@ from ssmrl_lib.errors import SsmrlError
 from ssmrl_lib.provenance import git_commit
 
 SMOKE_NAMESPACE = "ssmrl-smoke"
+# The namespaces of the datasets made here (recipes, ``data make``, stand-ins): no hub hosts them.
+OWN_NAMESPACES = ("ssmrl", SMOKE_NAMESPACE)
 # Farama hosts Minari's remote datasets under these namespaces (minari.farama.org/datasets).
 HOSTED_NAMESPACES = ("D4RL", "mujoco", "minigrid", "atari")
 
@@ -62,11 +64,36 @@ def check_free_id(dataset_id: str) -> None:
             f"dataset id {dataset_id!r} is in Minari's hosted namespace {namespace}/; "
             f"download it (`minari download {dataset_id}`) or choose another namespace"
         )
-    if namespace == "ssmrl" and len(parts) == 3 and parts[2].rsplit("-v", 1)[0] in RECIPES:
+    if recipe := _recipe_of(dataset_id):
+        env, quality = recipe
         raise SsmrlError(
             f"dataset id {dataset_id!r} is a D4RL recipe's; build it with `ssmrl data build "
-            f"--env {parts[1]} --quality {parts[2].rsplit('-v', 1)[0]}` (or `make data`)"
+            f"--env {env} --quality {quality}` (or `make data`)"
         )
+
+
+def _recipe_of(dataset_id: str) -> tuple[str, str] | None:
+    """``(env, quality)`` of a D4RL recipe's id, ``ssmrl/<env>/<quality>-vN``; else None."""
+    parts = dataset_id.split("/")
+    if len(parts) == 3 and parts[0] == "ssmrl" and parts[2].rsplit("-v", 1)[0] in RECIPES:
+        return parts[1], parts[2].rsplit("-v", 1)[0]
+    return None
+
+
+def own_dataset_hint(dataset_id: str) -> str | None:
+    """How to make ``dataset_id`` here if it is in one of :data:`OWN_NAMESPACES` (no hub has
+    it, so it is made locally or not at all); None for an id in any other namespace."""
+    parts = dataset_id.split("/")
+    if len(parts) < 2 or parts[0] not in OWN_NAMESPACES:
+        return None
+    if recipe := _recipe_of(dataset_id):
+        env, quality = recipe
+        return f"build it with `make data` (or `ssmrl data build --env {env} --quality {quality}`)"
+    if parts[0] == SMOKE_NAMESPACE:
+        return ("it is the smoke profile's stand-in, made when a run at that profile needs it "
+                "(`ssmrl notebook NOTEBOOK -p profile smoke`)")
+    env = parts[1] if len(parts) == 3 else "ENV"
+    return f"make it with `ssmrl data make --env {env} --id {dataset_id}`"
 
 
 def ensure_smoke_dataset(env: str, steps: int) -> str:

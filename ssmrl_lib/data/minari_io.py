@@ -15,6 +15,7 @@ import minari
 import numpy as np
 
 from ssmrl_lib.data.local_store import check_dataset_id, local_dataset_ids, store_root
+from ssmrl_lib.data.make import own_dataset_hint
 from ssmrl_lib.errors import SsmrlError
 
 OFFLINE_ENV_VAR = "SSMRL_OFFLINE"
@@ -99,6 +100,12 @@ def _open_id(dataset_id: str, download: bool) -> minari.MinariDataset:
                 f"dataset {dataset_id!r} in the local Minari store is corrupt or truncated "
                 f"({error}); delete it and rebuild it"
             ) from error
+    own = own_dataset_hint(dataset_id)
+    if own is not None:  # a hub lookup would only fail, after retrying for half a minute
+        raise SsmrlError(
+            f"dataset {dataset_id!r} is not in the local Minari store ({store_root()}), and no "
+            f"hub hosts the {dataset_id.split('/')[0]}/ namespace: {own}"
+        )
     hint = (
         f"local datasets: {', '.join(local) or 'none'} "
         f"(store: {store_root()}); build the D4RL recipes with `make data` "

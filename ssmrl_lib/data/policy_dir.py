@@ -61,6 +61,7 @@ EVAL_COLUMNS = (
 # The summary of one evaluation mode: the deterministic columns, and their "sampled_" twins.
 SUMMARY_COLUMNS = ("mean_return", "std_return", "normalized_mean", "normalized_std", "mean_length")
 SAMPLED_PREFIX = "sampled_"
+CHECKPOINT_DIR = "checkpoints"  # the actor at each evaluation: checkpoints/step_<N>.npz
 
 
 def policies_root() -> Path:

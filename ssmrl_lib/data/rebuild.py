@@ -5,7 +5,12 @@ so ``jobs`` processes fill ``jobs`` cores. Jobs start longest first (Hopper's an
 random recipes; medium-replay only reads the stored replay), which keeps the cores busy to the
 end. A recipe made of others' datasets (``medium-expert``) runs once they exist.
 A job's dataset is written atomically by :func:`build_dataset`, so a killed rebuild leaves only
-complete datasets and rerunning it with ``if_missing`` finishes the rest.
+complete datasets and rerunning it with ``if_missing`` finishes the rest. A stored dataset that
+no longer follows its recipe is rebuilt, or removed when its recipe is not available any more
+(its policy was replaced by one that does not reach that level), so that the store holds no
+dataset a fresh clone could not build. A job decides under the dataset's lock, so two rebuilds
+at once (``make data`` and a campaign's) build each dataset once: the one that waited keeps
+what the other just wrote.
 """
 
 from __future__ import annotations
@@ -22,7 +27,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ssmrl_lib.data.checkpoint_choice import NotAvailable
-from ssmrl_lib.data.local_store import local_dataset_ids, store_root
+from ssmrl_lib.data.local_store import (
+    dataset_lock,
+    local_dataset_ids,
+    remove_dataset,
+    store_root,
+)
 from ssmrl_lib.data.recipes import RECIPES, build_dataset, outdated_reason, recipe_dataset_id
 from ssmrl_lib.envs import get_task
 from ssmrl_lib.errors import SsmrlError, check_choice
@@ -47,6 +57,7 @@ class BuildJob:
     policies_dir: Path | None = None
     checkpoint: Path | None = None
     overwrite: bool = False
+    if_missing: bool = False  # keep a stored dataset that follows its recipe
 
     @property
     def name(self) -> str:
@@ -59,7 +70,8 @@ class BuildJob:
 
 @dataclass(frozen=True)
 class BuildOutcome:
-    """What became of one job: ``built``, ``kept`` (it existed) or ``skipped`` (why)."""
+    """What became of one job: ``built``, ``kept`` (it existed), ``skipped`` (why) or
+    ``removed`` (it was outdated and its recipe is not available now: why)."""
 
     name: str
     status: str
@@ -73,23 +85,36 @@ class BuildOutcome:
             return (f"built {self.name}: {self.episodes} episodes, {self.transitions} steps "
                     f"in {self.seconds:.0f} s")
         if self.status == "kept":
-            return f"{self.name} exists; kept"
-        return f"skipped {self.name}: {self.detail}"
+            return f"{self.name} exists; kept" + (f" ({self.detail})" if self.detail else "")
+        return f"{self.status} {self.name}: {self.detail}"
 
 
 def _run(job: BuildJob, store: str, progress: bool = False) -> BuildOutcome:
-    """One job, maybe in a worker process (``store``: the Minari store the parent uses)."""
+    """One job, maybe in a worker process (``store``: the Minari store the parent uses).
+
+    What the store holds is judged again under the dataset's lock: another rebuild may have
+    written or removed the dataset while this one waited for the lock.
+    """
     os.environ["MINARI_DATASETS_PATH"] = store
     task = get_task(job.env)
     started = time.monotonic()
-    try:
-        dataset = build_dataset(
-            task, job.quality, steps=job.steps, seed=job.seed, n_envs=job.n_envs,
-            policy_dir=job.policy_dir,
-            checkpoint=job.checkpoint, overwrite=job.overwrite, progress=progress,
-        )
-    except NotAvailable as reason:
-        return BuildOutcome(job.name, "skipped", str(reason))
+    with dataset_lock(job.name):
+        outdated = ""
+        if job.if_missing and job.name in local_dataset_ids():
+            outdated = outdated_reason(task, job.quality, job.policy_dir)
+            if not outdated:
+                return BuildOutcome(job.name, "kept", "another build wrote it meanwhile")
+        try:
+            dataset = build_dataset(
+                task, job.quality, steps=job.steps, seed=job.seed, n_envs=job.n_envs,
+                policy_dir=job.policy_dir, checkpoint=job.checkpoint,
+                overwrite=job.overwrite or bool(outdated), progress=progress, locked=True,
+            )
+        except NotAvailable as reason:
+            if not outdated:
+                return BuildOutcome(job.name, "skipped", str(reason))
+            remove_dataset(job.name)
+            return BuildOutcome(job.name, "removed", f"{outdated}, and {reason}")
     return BuildOutcome(
         job.name, "built", seconds=time.monotonic() - started,
         episodes=dataset.total_episodes, transitions=dataset.total_steps,
@@ -108,7 +133,8 @@ def rebuild_datasets(
     """Build ``qualities`` × ``envs`` with ``jobs`` processes; one outcome per dataset.
 
     ``if_missing`` keeps datasets already in the store unless their recipe now takes another
-    checkpoint or replay (then they are rebuilt); ``if_available`` skips (with the
+    checkpoint or replay (then they are rebuilt) or the policy directory lost their checkpoint
+    while the recipe is not available (then they are removed); ``if_available`` skips (with the
     reason) recipes whose policy has not reached its level, otherwise that is an error.
     ``job_settings`` are :class:`BuildJob` fields (``steps``, ``seed``, ``n_envs``, ...).
     """
@@ -120,15 +146,16 @@ def rebuild_datasets(
     todo, outcomes = [], {}
     for env in envs:
         for quality in qualities:
-            job = BuildJob(env, quality, **job_settings)
+            job = BuildJob(env, quality, if_missing=if_missing, **job_settings)
+            # A first look without the lock, so that kept datasets start no worker; the job
+            # looks again under the lock.
             if if_missing and job.name in local:
                 outdated = outdated_reason(get_task(env), quality, job.policy_dir)
                 if not outdated:
                     outcomes[job.name] = BuildOutcome(job.name, "kept")
                     log(outcomes[job.name].line())
                     continue
-                log(f"rebuilding {job.name}: {outdated}")
-                job = replace(job, overwrite=True)
+                log(f"outdated {job.name}: {outdated}")
             todo.append(job)
     todo.sort(key=lambda job: -RECIPES[job.quality].build_cost * _STEP_COST.get(job.env, 1.0))
     store = str(store_root())
@@ -150,9 +177,9 @@ def rebuild_datasets(
             outcomes[outcome.name] = outcome
             bar.update()
             log(outcome.line())
-    skipped = [o for o in outcomes.values() if o.status == "skipped"]
-    if skipped and not if_available:
-        raise NotAvailable(skipped[0].detail)
+    unavailable = [o for o in outcomes.values() if o.status in ("skipped", "removed")]
+    if unavailable and not if_available:
+        raise NotAvailable(unavailable[0].detail)
     order = [BuildJob(env, quality).name for env in envs for quality in qualities]
     return [outcomes[name] for name in order]
 

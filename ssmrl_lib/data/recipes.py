@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import warnings
 from abc import ABC, abstractmethod
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -49,10 +50,11 @@ from ssmrl_lib.data.collect import collect_episodes, random_policy
 from ssmrl_lib.data.files import file_sha256
 from ssmrl_lib.data.local_store import building, dataset_lock, local_dataset_ids
 from ssmrl_lib.data.minari_write import create_dataset
-from ssmrl_lib.data.policy_dir import task_policy_dir
+from ssmrl_lib.data.policy_dir import CHECKPOINT_DIR, task_policy_dir
 from ssmrl_lib.data.replay import REPLAY_FILE, replay_episodes
 from ssmrl_lib.envs import LocomotionTask, normalized_score
 from ssmrl_lib.errors import SsmrlError, check_choice
+from ssmrl_lib.paths import shown
 from ssmrl_lib.provenance import git_commit
 
 DEFAULT_STEPS = 1_000_000
@@ -115,7 +117,8 @@ class Recipe(ABC):
 
     def outdated_reason(self, built: Provenance, task: LocomotionTask, policy_dir: Path) -> str:
         """Why a dataset built with provenance ``built`` no longer follows the recipe ("" if it
-        does, or if the recipe is not available now)."""
+        does). While the recipe is not available, only a source gone from the policy directory
+        can outdate it."""
         return ""
 
 
@@ -199,16 +202,37 @@ class CheckpointRecipe(Recipe):
         try:
             source = choose_checkpoint(task, self.name, policy_dir).path
         except NotAvailable:
-            return ""
+            # Nothing to rebuild from; but a dataset whose checkpoint left the policy directory
+            # (a retrained policy swapped in) could not be built by a fresh clone either.
+            return self._gone_reason(built, policy_dir)
         if built.get("checkpoint_sha256") != file_sha256(source):
             was = built.get("checkpoint") or "another checkpoint"
-            return f"{self.name} was built from {was}; the recipe now takes {source.name}"
+            same_name = " (another file of that name)" if was == source.name else ""
+            return (f"{self.name} was built from {was}; the recipe now takes "
+                    f"{source.name}{same_name}")
         sampled, wanted = built.get("action_sampling", "mean"), recipe_action_sampling(
             task, policy_dir)
         if sampled != wanted:
             return (f"{self.name} was collected with {sampled} actions; the recipe now takes "
                     f"{wanted} actions")
         return ""
+
+    def _gone_reason(self, built: Provenance, policy_dir: Path) -> str:
+        """Why ``built``'s checkpoint is no longer in ``policy_dir`` ("" while one there has its
+        hash). Only the hash tells: a retrained policy's checkpoints may reuse the old names."""
+        folder = policy_dir / CHECKPOINT_DIR
+        if not folder.is_dir():  # no policy there at all (a mistyped --policies-dir?): no verdict
+            return ""
+        recorded = built.get("checkpoint_sha256")
+        # The recorded name first: it holds the checkpoint unless the policy was replaced.
+        candidates = [folder / str(built.get("checkpoint")), *sorted(folder.glob("*.npz"))]
+        if recorded and any(path.is_file() and file_sha256(path) == recorded
+                            for path in candidates):
+            return ""
+        was = built.get("checkpoint") or "a checkpoint"
+        if recorded:
+            was += f" (sha256 {recorded[:12]})"
+        return f"{self.name} was built from {was}, which {shown(policy_dir)} no longer holds"
 
 
 @dataclass(frozen=True)
@@ -356,6 +380,7 @@ def build_dataset(
     overwrite: bool = False,
     progress: bool = False,
     action_sampling: str | None = None,
+    locked: bool = False,
 ) -> minari.MinariDataset:
     """Build ``ssmrl/<env>/<quality>-v0`` in the local Minari store by the recipe ``quality``.
 
@@ -363,7 +388,8 @@ def build_dataset(
     is recorded (``chosen_by: given``), and an expert checkpoint must still have reached
     ``EXPERT_LEVEL``. ``steps`` shortens the 1M-step collections for quick builds.
     ``action_sampling`` (``SAMPLING_MODES``) is how medium and expert checkpoints act, by
-    default :func:`recipe_action_sampling`; it is recorded with the reason.
+    default :func:`recipe_action_sampling`; it is recorded with the reason. ``locked``: the
+    caller already holds the id's :func:`local_store.dataset_lock`.
     """
     check_choice("quality", quality, RECIPES)
     if action_sampling is not None:
@@ -382,7 +408,7 @@ def build_dataset(
         task, steps, seed, n_envs, policy_dir, checkpoint, progress,
         action_sampling or recipe_action_sampling(task, policy_dir),
     )
-    with dataset_lock(name):
+    with nullcontext() if locked else dataset_lock(name):
         if name in local_dataset_ids() and not overwrite:
             raise SsmrlError(f"dataset {name!r} already exists; pass --overwrite to replace it")
         _write(RECIPES[quality], request, name, rule)
@@ -430,8 +456,9 @@ def outdated_reason(task: LocomotionTask, quality: str, policy_dir: Path | None 
     """Why the stored ``quality`` dataset no longer follows its recipe ("" if it does).
 
     It does not when the checkpoint the recipe chooses now (or the replay file) is not the one
-    it was built from: the policy trained on into a closer medium or a better expert. A recipe
-    that is not available now leaves the stored dataset alone.
+    it was built from: the policy trained on into a closer medium or a better expert. While the
+    recipe is not available, a dataset is outdated only when the policy directory no longer holds
+    its checkpoint (a retrained policy was swapped in): ``make data`` then removes it.
     """
     policy_dir = task_policy_dir(task.name, policy_dir)
     try:

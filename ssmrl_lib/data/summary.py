@@ -50,13 +50,16 @@ def ensure_recipe_datasets(
     policies_dir: Path | None = None,
     jobs: int = 1,
 ) -> dict[str, str]:
-    """Build every missing (or outdated) recipe dataset of ``envs`` whose recipe is available;
-    ``{id: what happened}``."""
+    """Build every missing (or outdated) recipe dataset of ``envs`` whose recipe is available,
+    and remove outdated ones whose recipe is not; ``{id: what happened}``."""
     outcomes = rebuild_datasets(
         envs, qualities, jobs=jobs, steps=steps, policies_dir=policies_dir, log=lambda _: None
     )
     said = {"kept": "found in the local store", "built": "built now"}
-    return {o.name: said.get(o.status, f"not built: {o.detail}") for o in outcomes}
+    # The chapter reads every status that starts with "not built" as no dataset to show.
+    not_built = {"skipped": "not built", "removed": "not built (outdated copy removed)"}
+    return {o.name: said.get(o.status) or f"{not_built[o.status]}: {o.detail}"
+            for o in outcomes}
 
 
 def build_smoke_recipe_datasets(envs: list[str], steps: int, workdir: Path) -> dict[str, str]:
