@@ -196,6 +196,32 @@ def test_bsuite_budgets_count_episodes_not_environment_steps():
         assert str(by_claim[claim].verdict) == "inconclusive at 10 % of the paper's budget"
 
 
+def test_bsuite_scaling_claims_judge_which_core_is_faster_or_smaller_from_the_benchmark():
+    def cell(core: str, length: int, seconds: float, mib: float) -> dict:
+        return {"core": core, "memory_length": length, "status": "ok", "median_s": seconds,
+                "memory_mib": mib}
+
+    benchmark = {"machine": {"gpu": None}, "cells": [
+        cell("s5", 2048, 0.1, 50.0), cell("lstm", 2048, 0.15, 40.0),
+        cell("attention", 2048, 1.2, 400.0), cell("s5", 4096, 0.2, 100.0),
+        cell("lstm", 4096, 0.3, 80.0),
+        {"core": "attention", "memory_length": 4096, "status": "out of memory"},
+    ]}
+    by_claim = {c.claim: c for c in claims.bsuite_claims({}, {"bsuite_scaling_cpu": benchmark})}
+    faster = by_claim["bsuite, length 2048: S5 trains faster than self-attention"]
+    assert faster.verdict.reproduced and "= 12.00" in faster.ours and "17.6×" in faster.paper
+    assert by_claim["bsuite, length 2048: S5 trains faster than the LSTM"].verdict.reproduced
+    lstm_smaller = by_claim["bsuite, length 4096: the LSTM needs less memory than S5"]
+    assert lstm_smaller.verdict.reproduced and "= 1.25" in lstm_smaller.ours
+    # an out-of-memory cell gives no figure to judge by
+    assert str(by_claim["bsuite, length 4096: S5 needs less memory than self-attention"]
+               .verdict) == "not measured"
+    unrecorded = {c.claim: str(c.verdict) for c in claims.bsuite_claims({})}
+    scaling = [f"bsuite, length {length}: {relation}"
+               for relation, _measure, length, *_cores in claims.BSUITE_SCALING_RELATIONS]
+    assert [unrecorded[claim] for claim in scaling] == ["not measured"] * 4
+
+
 def test_ratio_claims_need_to_clear_the_timing_noise():
     assert claims.judge_ratio(1.5, 1.0).reproduced
     assert not claims.judge_ratio(0.5, 1.0).reproduced

@@ -2,14 +2,20 @@
 
 On CPU it is the process's resident-memory high-water mark, reset on entry through
 ``/proc/self/clear_refs`` and reported both as the peak and as growth over the resident memory
-on entry (the interpreter and libraries are not the workload's). On GPU it is
+on entry (the interpreter and libraries are not the workload's). Before the baseline is read,
+glibc is asked to hand the heap memory it keeps after frees back to the OS (``malloc_trim``):
+otherwise the block reuses pages that earlier work left resident, and its growth reads near
+zero however much it allocates. On GPU it is
 ``torch.cuda.max_memory_allocated`` (the tensors' peak, as the papers report it). Where
 ``/proc`` cannot be written (not Linux) the CPU figures are ``None``, never a guess.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -27,6 +33,24 @@ def _status_mib(field: str) -> float | None:
         if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return None
+
+
+@cache
+def _libc() -> ctypes.CDLL | None:
+    """The C library where it offers ``malloc_trim`` (glibc), else None."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+    except OSError:
+        return None
+    return libc if hasattr(libc, "malloc_trim") else None
+
+
+def _release_free_heap() -> None:
+    """Return the heap pages freed memory occupies to the OS (glibc only; a no-op elsewhere)."""
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 def _reset_peak_rss() -> bool:
@@ -50,6 +74,7 @@ class PeakMemory:
 
     def __enter__(self) -> PeakMemory:
         gc.collect()
+        _release_free_heap()
         if self._on_gpu:
             synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)

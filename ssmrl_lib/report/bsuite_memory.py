@@ -2,7 +2,9 @@
 
 The paper gives these results only as a figure, so its numbers here are read off it (≈): S5
 keeps a return of 1.0 up to memory length 512 and ≈0.5 at 1024; the LSTM is at 1.0 for short
-lengths and degrades from length 16 on (no value per length can be read reliably).
+lengths and degrades from length 16 on (no value per length can be read reliably). Its runtime
+and memory against self-attention (≈, whole training runs) sit beside
+``benchmarks/bsuite_scaling.py``'s one training pass per core (``scaling_table``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ import numpy as np
 import pandas as pd
 
 from ssmrl_lib.report.labels import MODEL_LABELS
+from ssmrl_lib.report.paper_numbers import (
+    LU2023_BSUITE_MEMORY_4096_GIB,
+    LU2023_BSUITE_RUNTIME_2048_S,
+)
 
 
 def paper_value(model: str, length: int) -> str | None:
@@ -149,5 +155,78 @@ def plot_schedule_curves(results: list[dict[str, Any]], paper_episodes: int,
         ax.set_ylabel(f"return, last {window} episodes")
     for ax in list(axes.flat)[len(lengths):]:
         ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def scaling_table(result: dict[str, Any]) -> pd.DataFrame:
+    """``benchmarks/bsuite_scaling.py``'s recorded JSON as one row per (memory length, core):
+    one training pass's median time and memory, each as a multiple of S5's at that length,
+    beside the paper's Figure 2 on the lengths it reports (runtime at 2048, memory at 4096).
+
+    The paper's figures are of whole training runs and ours of one pass, so only the multiples
+    of S5 compare; the paper's own multiple is given with each of its numbers.
+    """
+    on_gpu = result["device"].startswith("cuda")
+    memory_column = "peak GPU memory (MiB)" if on_gpu else "peak memory growth (MiB)"
+    ratios = {row["memory_length"]: row for row in result["ratios_to_s5"]}
+    rows = []
+    for cell in result["cells"]:
+        core, length = cell["core"], cell["memory_length"]
+        ok = cell["status"] == "ok"
+        rows.append({
+            "memory length": length,
+            "model": MODEL_LABELS.get(core, core),
+            "one pass (s)": f"{cell['median_s']:.3g}" if ok else cell["status"],
+            "time × S5": _times_s5(ratios[length], "time", cell),
+            memory_column: _mib(cell["memory_mib"]) if ok else cell["status"],
+            "memory × S5": _times_s5(ratios[length], "memory", cell),
+            "paper: runtime of a run": _paper(LU2023_BSUITE_RUNTIME_2048_S, core, "s")
+            if length == 2048 else "—",
+            "paper: memory": _paper(LU2023_BSUITE_MEMORY_4096_GIB, core, "GiB")
+            if length == 4096 else "—",
+        })
+    return pd.DataFrame(rows).sort_values(["memory length"], kind="stable", ignore_index=True)
+
+
+def _times_s5(ratios: dict[str, Any], measure: str, cell: dict[str, Any]) -> str:
+    """The cell's multiple of S5 in ``measure`` ("time" or "memory"; S5's own is 1), or —
+    where either figure is missing (out of memory, or no memory figure on this platform)."""
+    if cell["core"] == "s5":
+        own = cell.get("median_s" if measure == "time" else "memory_mib")
+        value = 1.0 if own else None
+    else:
+        value = ratios.get(f"{measure}_{cell['core']}_over_s5")
+    return "—" if value is None else f"{value:.2f}"
+
+
+def _mib(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}"
+
+
+def _paper(numbers: dict[str, float], core: str, unit: str) -> str:
+    """The paper's figure for ``core`` and its multiple of S5's, or — where it gives none."""
+    if core not in numbers:
+        return "—"
+    return f"≈{numbers[core]:,g} {unit} ({numbers[core] / numbers['s5']:.2f} × S5)"
+
+
+def plot_scaling(result: dict[str, Any]) -> plt.Figure:
+    """One training pass's time and memory against memory length per core (log-log), from
+    ``benchmarks/bsuite_scaling.py``'s recorded JSON; a core's missing cells (out of memory)
+    end its line."""
+    on_gpu = result["device"].startswith("cuda")
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for ax, figure, label in ((axes[0], "median_s", "seconds per training pass"),
+                              (axes[1], "memory_mib", "peak GPU memory (MiB)" if on_gpu
+                               else "peak memory growth (MiB)")):
+        for core in dict.fromkeys(cell["core"] for cell in result["cells"]):
+            cells = [c for c in result["cells"] if c["core"] == core and c["status"] == "ok"
+                     and c.get(figure)]
+            ax.plot([c["memory_length"] for c in cells], [c[figure] for c in cells], "o-",
+                    label=MODEL_LABELS.get(core, core))
+        ax.set(xscale="log", yscale="log", xlabel="memory length", ylabel=label)
+        ax.grid(alpha=0.3, which="both")
+    axes[0].legend(fontsize="small")
     fig.tight_layout()
     return fig

@@ -428,7 +428,7 @@ def _bsuite_curve(runs: Runs, model: str, length: int) -> list[Milestone]:
     return curve(_ppo_runs(runs, "bsuite_memory", model, memory_length=length), _bsuite_return)
 
 
-def bsuite_claims(runs: Runs) -> list[Claim]:
+def bsuite_claims(runs: Runs, benchmarks: dict[str, Any] | None = None) -> list[Claim]:
     chapter, rows = "04_bsuite_memory", []
     run_lengths = sorted({r["config"]["memory_length"] for r in runs.get("bsuite_memory", [])})
     s5_lengths = [n for n in BSUITE_PAPER_LENGTHS if n <= 1024]
@@ -453,12 +453,45 @@ def bsuite_claims(runs: Runs) -> list[Claim]:
     if unrun:
         rows.append(Claim(chapter, f"bsuite: the LSTM degrades at lengths {_lengths(unrun)}",
                           "LSTM degrades from length 16 on", "not run", "—", Verdict("not run")))
-    runtime = ", ".join(f"{m} {v:,.0f} s" for m, v in LU2023_BSUITE_RUNTIME_2048_S.items())
-    memory = ", ".join(f"{m} {v} GiB" for m, v in LU2023_BSUITE_MEMORY_4096_GIB.items())
-    for claim, paper in (("bsuite: runtime at length 2048 (attention, LSTM, S5)", f"≈ {runtime}"),
-                         ("bsuite: memory at length 4096 (attention, S5, LSTM)", f"≈ {memory}")):
-        rows.append(Claim(chapter, claim, paper, "no benchmark of one training pass per core "
-                          "recorded yet", "—", Verdict("not measured")))
+    return rows + _bsuite_scaling_claims((benchmarks or {}).get("bsuite_scaling_cpu"))
+
+
+# (claim, measure, length, slower or larger core, faster or smaller core): Figure 2's runtime
+# at length 2048 and memory at 4096, each as the relation it shows between two cores.
+BSUITE_SCALING_RELATIONS = (
+    ("S5 trains faster than self-attention", "time", 2048, "attention", "s5"),
+    ("S5 trains faster than the LSTM", "time", 2048, "lstm", "s5"),
+    ("S5 needs less memory than self-attention", "memory", 4096, "attention", "s5"),
+    ("the LSTM needs less memory than S5", "memory", 4096, "s5", "lstm"),
+)
+
+
+def _bsuite_scaling_claims(benchmark: dict[str, Any] | None) -> list[Claim]:
+    """Figure 2's runtime and memory from ``benchmarks/bsuite_scaling.py``: one training pass
+    per core, so only the relation (which core is faster or smaller) is judged; the paper's
+    factor, of whole runs on its GPU, is given beside ours."""
+    chapter, rows = "04_bsuite_memory", []
+    paper_numbers = {"time": LU2023_BSUITE_RUNTIME_2048_S, "memory": LU2023_BSUITE_MEMORY_4096_GIB}
+    for relation, measure, length, larger, smaller in BSUITE_SCALING_RELATIONS:
+        claim = f"bsuite, length {length}: {relation}"
+        numbers = paper_numbers[measure]
+        unit = "s of a run" if measure == "time" else "GiB"
+        paper = (f"≈{numbers[larger]:,g} / ≈{numbers[smaller]:,g} {unit} = "
+                 f"{numbers[larger] / numbers[smaller]:.1f}×")
+        cells = {c["core"]: c for c in (benchmark or {}).get("cells", [])
+                 if c["memory_length"] == length and c["status"] == "ok"}
+        figure = "median_s" if measure == "time" else "memory_mib"
+        values = [cells.get(core, {}).get(figure) for core in (larger, smaller)]
+        if benchmark is None or not all(values):
+            rows.append(Claim(chapter, claim, paper, "no benchmark of one training pass per core "
+                              f"at length {length} recorded", "—", Verdict("not measured")))
+            continue
+        ratio = values[0] / values[1]
+        what = "time" if measure == "time" else "peak memory growth"
+        ours = (f"{MODEL_LABELS.get(larger, larger)} / {MODEL_LABELS.get(smaller, smaller)} "
+                f"{what} of one training pass = {ratio:.2f} (medians, recorded benchmark)")
+        where = benchmark["machine"]["gpu"] or "this CPU"
+        rows.append(Claim(chapter, claim, paper, ours, "—", judge_ratio(ratio, 1.0, where=where)))
     return rows
 
 
@@ -616,7 +649,8 @@ POPGYM_PEER_SOURCES = (
 def all_claims(runs: Runs, benchmarks: dict[str, Any], parameter_counts: dict[str, int] | None
                = None, scan_error: float | None = None) -> list[Claim]:
     return [*rezaei_claims(runs, benchmarks, parameter_counts), *dt_claims(runs),
-            scan_claim(scan_error), *popgym_claims(runs, benchmarks), *bsuite_claims(runs),
+            scan_claim(scan_error), *popgym_claims(runs, benchmarks),
+            *bsuite_claims(runs, benchmarks),
             *meta_rl_claims(runs)]
 
 

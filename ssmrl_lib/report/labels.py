@@ -8,7 +8,7 @@ from __future__ import annotations
 
 MODEL_LABELS = {
     "s5": "S5 (⊕ resets)", "s5_noreset": "S5 (no resets)", "gru": "GRU", "lstm": "LSTM",
-    "mlp": "MLP",
+    "mlp": "MLP", "attention": "self-attention",
 }
 # ``benchmarks/ppo_throughput.py``'s workloads, on the CPU and in the GPU check.
 THROUGHPUT_WORKLOADS = {
