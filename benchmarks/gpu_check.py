@@ -9,7 +9,10 @@ a. ``ppo_throughput``: recurrent PPO end to end (acting + learning) at Lu et al.
    GRU, LSTM and MLP on PositionOnlyCartPoleHard (``benchmarks/ppo_throughput.py``'s paper
    workload on the device); environment steps/s and the S5/GRU ratio beside the paper's claim.
 b. ``scan_vs_rnn``: the S5 scan against ``nn.GRU``/``nn.LSTM``, forward and forward+backward,
-   64 … 4096 steps (``benchmarks/scan_vs_rnn.py`` on the device).
+   64 … 4096 steps (``benchmarks/scan_vs_rnn.py`` on the device); ``bsuite_scaling``: one A2C
+   training pass of S5, the LSTM and self-attention over bsuite episodes of 4 … 4096 steps,
+   time and peak GPU memory, as Lu et al.'s Figure 2 compares them on a GPU
+   (``benchmarks/bsuite_scaling.py`` on the device).
 c. ``train_step``, ``inference_cost``, ``context_scaling``: DT and Decision Mamba training-step
    time (``benchmarks/train_step.py``'s models), Rezaei & Patel's Table 3 (rollout time and
    peak GPU memory over 1000-step episodes at K = 20, ``experiments.offline_rl.inference_costs``)
@@ -50,6 +53,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark modules
 
+import bsuite_scaling  # noqa: E402
 import context_scaling  # noqa: E402
 import ppo_throughput as ppo_throughput_benchmark  # noqa: E402
 import scan_vs_rnn  # noqa: E402
@@ -409,6 +413,9 @@ def main(argv: list[str] | None = None) -> int:
          lambda: ppo_throughput(device, args.dry_run, 0.4 * args.budget_s, args.timed_epochs),
          60),
         ("scan_vs_rnn", "scan", lambda: scan_against_rnn(device, args.dry_run, args.repeats), 30),
+        ("bsuite_scaling", "scan", lambda: bsuite_scaling.run(
+            [4] if args.dry_run else list(bsuite_scaling.LENGTHS), list(bsuite_scaling.CORES),
+            1, 1 if args.dry_run else 5, device), 30),
         ("train_step", "offline", lambda: training_steps(device, args.dry_run, args.repeats), 20),
         ("inference_cost", "offline",
          lambda: table3(device, args.dry_run, args.table3_episodes), 40),

@@ -13,8 +13,8 @@ import pytest
 from ssmrl_lib.device import DEVICE_VARIABLE
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
-FILES = ("ppo_throughput", "scan_vs_rnn", "train_step", "inference_cost", "context_scaling",
-         "full_runs", "gpu_check")
+FILES = ("ppo_throughput", "scan_vs_rnn", "bsuite_scaling", "train_step", "inference_cost",
+         "context_scaling", "full_runs", "gpu_check")
 
 
 def _load_script():
@@ -54,6 +54,10 @@ def test_sections_hold_the_issue_figures(dry_run):
     assert all(row["steps_per_s_wall"] > 0 for row in ppo["cores"].values())
     assert ppo["s5_over_gru_speed"]["wall"] > 0
     assert _read(dry_run, "ppo_throughput")["paper_claim"]["s5_over_gru_speed"] > 5
+
+    bsuite = _read(dry_run, "bsuite_scaling")
+    assert {cell["core"] for cell in bsuite["cells"]} == {"s5", "lstm", "attention"}
+    assert all(cell["status"] == "ok" and cell["median_s"] > 0 for cell in bsuite["cells"])
 
     scan = _read(dry_run, "scan_vs_rnn")
     models = {(row["model"], row["mode"]) for row in scan["results"]}
