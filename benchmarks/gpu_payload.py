@@ -10,9 +10,10 @@ anything. So, here, before the call:
   file the check does not read into ``.gpu-stash/`` (git-ignored, not carried): the behavior
   policies' replays and checkpoints (and the training states of those retraining), all but
   Hopper's medium checkpoint and its evaluation log,
-  which rebuild ``ssmrl/hopper/medium-v0`` there (``.gitignore`` files stay, so that ignored
-  files stay ignored). Then it prints the payload and fails if it is
-  over the limit.
+  which rebuild ``ssmrl/hopper/medium-v0`` there, and the run store with the campaign's
+  committed checkpoints (the check writes its runs elsewhere). ``.gitignore`` files stay, so
+  that ignored files stay ignored. Then it prints the payload and fails if it is over the
+  limit.
 * ``restore`` (right after the call) moves the stashed files back; ``git status`` is clean again.
 * ``size`` prints the payload as the tree stands now.
 
@@ -39,8 +40,9 @@ LIMIT_MIB = 64.0
 PACKAGES = ("gymnasium", "farama-notifications", "minari", "mujoco", "glfw", "popgym")
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64",
              "manylinux2014_x86_64", "manylinux1_x86_64")
-# The behavior policies, and those retraining (their committed state is tens of MB).
-STASHED_UNDER = ("data/policies", "data/policy-training")
+# The behavior policies, those retraining (their committed state is tens of MB), and the run
+# store, which holds the campaign's carried checkpoints (about 10 MB a DT run).
+STASHED_UNDER = ("data/policies", "data/policy-training", "data/runs")
 
 
 def _git(*args: str) -> str:
