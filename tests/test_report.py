@@ -81,6 +81,26 @@ def test_absent_environments_say_why(tmp_path, monkeypatch):
     assert absent_envs_markdown(("hopper", "halfcheetah", "walker2d"), "x/{env}/y-v0") == ""
 
 
+def test_the_datasets_chapter_shows_only_trainings_that_are_not_the_policy_in_place(
+        tmp_path, monkeypatch):
+    from ssmrl_lib.report.datasets import trainings_apart
+
+    monkeypatch.setenv("SSMRL_POLICIES_DIR", str(tmp_path / "policies"))
+    training = tmp_path / "training"
+    logs = {("policies", "hopper"): "step\n10000\n", ("training", "hopper"): "step\n5000\n",
+            ("policies", "halfcheetah"): "step\n5000\n",
+            ("training", "halfcheetah"): "step\n5000\n",  # swapped in whole
+            ("policies", "walker2d"): "step\n5000\n"}  # no training of its own
+    for (where, env), text in logs.items():
+        (tmp_path / where / env).mkdir(parents=True)
+        (tmp_path / where / env / "evaluations.csv").write_text(text)
+    assert trainings_apart(["hopper", "halfcheetah", "walker2d"], training) == ["hopper"]
+    # trained on towards expert after its swap: apart again
+    (training / "halfcheetah" / "evaluations.csv").write_text("step\n5000\n10000\n")
+    assert trainings_apart(["hopper", "halfcheetah", "walker2d"], training) == [
+        "hopper", "halfcheetah"]
+
+
 def test_settings_table_lists_only_the_differences_as_written_in_a_config():
     from dataclasses import dataclass
 

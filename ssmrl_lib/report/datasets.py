@@ -110,6 +110,18 @@ def policies_frame(envs: list[str], policies_dir: Path | None = None) -> pd.Data
     return pd.DataFrame(rows)
 
 
+def trainings_apart(envs: list[str], training_dir: Path) -> list[str]:
+    """The environments whose training in ``training_dir`` is not the policy in place
+    (``data/policies``): still retraining, or trained on since it was swapped in. A swap copies
+    the evaluation log, so a training swapped in whole has the same log as its policy."""
+    def log(policy_dir: Path) -> str:
+        path = policy_dir / "evaluations.csv"
+        return path.read_text() if path.is_file() else ""
+
+    return [env for env in envs
+            if log(training_dir / env) and log(training_dir / env) != log(policies_root() / env)]
+
+
 def plot_behavior_training_curves(envs: list[str], policies_dir: Path | None = None):
     """Normalized score of each behavior policy's evaluations (mean actions, and sampled ones
     where the training scored them), with the medium band of the actions the recipe takes."""
