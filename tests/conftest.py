@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
 import numpy as np
 import pytest
 
@@ -47,3 +51,12 @@ def make_trajectories(lengths: list[int], state_dim: int = 2, act_dim: int = 1) 
         terminations=[np.zeros(n, bool) for n in lengths],
         truncations=[np.eye(1, n, n - 1, dtype=bool)[0] for n in lengths],
     )
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """``benchmarks/<name>.py`` as a module (the benchmarks are scripts, not a package)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -3,24 +3,18 @@ its attention core's masking, and the chapter's table of its results."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import load_benchmark
 
 from ssmrl_lib.report.bsuite_memory import scaling_table
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bsuite_scaling.py"
 
 
 @pytest.fixture(scope="module")
 def benchmark():
-    spec = importlib.util.spec_from_file_location("bsuite_scaling", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bsuite_scaling")
 
 
 @pytest.fixture(scope="module")

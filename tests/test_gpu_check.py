@@ -4,24 +4,16 @@ cannot rot between GPU sessions."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from conftest import load_benchmark
 
 from ssmrl_lib.device import DEVICE_VARIABLE
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
 FILES = ("ppo_throughput", "scan_vs_rnn", "bsuite_scaling", "train_step", "inference_cost",
          "context_scaling", "full_runs", "gpu_check")
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +22,8 @@ def dry_run(tmp_path_factory) -> Path:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MINARI_DATASETS_PATH", str(out / "minari"))
         patch.setenv(DEVICE_VARIABLE, "cpu")
-        assert _load_script().main(["--device", "cpu", "--dry-run", "--out-dir", str(out)]) == 0
+        arguments = ["--device", "cpu", "--dry-run", "--out-dir", str(out)]
+        assert load_benchmark("gpu_check").main(arguments) == 0
     return out
 
 
