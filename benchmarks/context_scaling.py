@@ -19,9 +19,6 @@ Usage: ``python benchmarks/context_scaling.py [--max-length 4096] [--threads N]`
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ctypes
-import gc
 import json
 import statistics
 import time
@@ -34,6 +31,7 @@ from torch import nn
 from transformers import DynamicCache
 
 from ssmrl_lib.device import synchronize
+from ssmrl_lib.evaluate.peak_memory import PeakMemory
 from ssmrl_lib.models.decision_mamba import DecisionMamba
 from ssmrl_lib.models.decision_transformer import DecisionTransformer, SequenceModelConfig
 from ssmrl_lib.provenance import benchmark_record
@@ -120,44 +118,13 @@ class CachedDT:
         )
 
 
-def _malloc_trim() -> None:
-    """Hand freed heap memory back to the OS so that RSS growth measures new allocations."""
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):  # not glibc
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
-
-
-def peak_growth_bytes(fn: Callable[[], object]) -> int | None:
-    """Peak RSS during ``fn`` above RSS before it (Linux: VmHWM reset via clear_refs)."""
-    _malloc_trim()
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        before = _status_kib("VmRSS")
-        fn()
-        return (_status_kib("VmHWM") - before) * 1024
-    except (OSError, KeyError):
-        fn()
-        return None
-
-
 def peak_bytes(fn: Callable[[], object], device: torch.device) -> int | None:
-    """``fn``'s peak memory above what was allocated before it: tensors on a GPU
-    (``torch.cuda.max_memory_allocated``), resident memory on the CPU (``peak_growth_bytes``)."""
-    if device.type != "cuda":
-        return peak_growth_bytes(fn)
-    synchronize(device)
-    torch.cuda.reset_peak_memory_stats(device)
-    before = torch.cuda.memory_allocated(device)
-    fn()
-    synchronize(device)
-    return torch.cuda.max_memory_allocated(device) - before
+    """``fn``'s peak memory above what was in use before it (``PeakMemory``): tensors on a GPU,
+    resident memory on the CPU (Linux; None elsewhere)."""
+    with PeakMemory(device) as memory:
+        fn()
+    mib = memory.gpu_growth_mib if device.type == "cuda" else memory.rss_growth_mib
+    return None if mib is None else round(mib * 2**20)
 
 
 def _median_times(
@@ -258,9 +225,8 @@ def _inference_at(
 
 def _peak_record(fn: Callable[[], object], device: torch.device) -> dict[str, int | None]:
     """The step's peak memory under the name saying what was measured."""
-    if device.type == "cuda":
-        return {"step_gpu_peak_bytes": peak_bytes(fn, device)}
-    return {"step_peak_rss_growth_bytes": peak_growth_bytes(fn)}
+    name = "step_gpu_peak_bytes" if device.type == "cuda" else "step_peak_rss_growth_bytes"
+    return {name: peak_bytes(fn, device)}
 
 
 def inference(lengths: list[int], repeats: int, device: torch.device = CPU) -> list[dict]:

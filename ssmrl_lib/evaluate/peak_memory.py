@@ -65,7 +65,9 @@ class PeakMemory:
     """``with PeakMemory() as memory: ...`` then ``memory.as_dict()``.
 
     ``device``: where the measured work runs (default ``ssmrl_lib.device.default_device()``);
-    the GPU figure is taken only when it is a CUDA device.
+    the GPU figures are taken only when it is a CUDA device: ``gpu_peak_mib`` (everything
+    allocated at the peak, the model included, as the papers report it) and ``gpu_growth_mib``
+    (the peak above what was allocated on entry: the block's own work).
     """
 
     def __init__(self, device: torch.device | str | None = None):
@@ -78,6 +80,7 @@ class PeakMemory:
         if self._on_gpu:
             synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
+            self._gpu_baseline = torch.cuda.memory_allocated(self.device) / 2**20
         self._baseline = _status_mib("VmRSS")
         self._tracking = _reset_peak_rss()
         return self
@@ -92,6 +95,9 @@ class PeakMemory:
             synchronize(self.device)
         self.gpu_peak_mib = (
             torch.cuda.max_memory_allocated(self.device) / 2**20 if self._on_gpu else None
+        )
+        self.gpu_growth_mib = (
+            self.gpu_peak_mib - self._gpu_baseline if self.gpu_peak_mib is not None else None
         )
 
     def as_dict(self) -> dict[str, float | None]:
