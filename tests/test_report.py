@@ -95,6 +95,9 @@ def test_the_datasets_chapter_shows_only_trainings_that_are_not_the_policy_in_pl
         (tmp_path / where / env).mkdir(parents=True)
         (tmp_path / where / env / "evaluations.csv").write_text(text)
     assert trainings_apart(["hopper", "halfcheetah", "walker2d"], training) == ["hopper"]
+    # a swapped-in training whose committed state (and log) is older than the policy in place
+    (tmp_path / "policies" / "halfcheetah" / "evaluations.csv").write_text("step\n5000\n7500\n")
+    assert trainings_apart(["hopper", "halfcheetah", "walker2d"], training) == ["hopper"]
     # trained on towards expert after its swap: apart again
     (training / "halfcheetah" / "evaluations.csv").write_text("step\n5000\n10000\n")
     assert trainings_apart(["hopper", "halfcheetah", "walker2d"], training) == [

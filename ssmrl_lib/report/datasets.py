@@ -113,13 +113,19 @@ def policies_frame(envs: list[str], policies_dir: Path | None = None) -> pd.Data
 def trainings_apart(envs: list[str], training_dir: Path) -> list[str]:
     """The environments whose training in ``training_dir`` is not the policy in place
     (``data/policies``): still retraining, or trained on since it was swapped in. A swap copies
-    the evaluation log, so a training swapped in whole has the same log as its policy."""
-    def log(policy_dir: Path) -> str:
+    the evaluation log, so a training swapped in has a log that begins the policy's: the same,
+    or shorter where its committed state is older than the policy (a state is tens of MB, so
+    it is not committed at every evaluation)."""
+    def log_lines(policy_dir: Path) -> list[str]:
         path = policy_dir / "evaluations.csv"
-        return path.read_text() if path.is_file() else ""
+        return path.read_text().splitlines() if path.is_file() else []
 
-    return [env for env in envs
-            if log(training_dir / env) and log(training_dir / env) != log(policies_root() / env)]
+    apart = []
+    for env in envs:
+        training, in_place = log_lines(training_dir / env), log_lines(policies_root() / env)
+        if training and training != in_place[:len(training)]:
+            apart.append(env)
+    return apart
 
 
 def plot_behavior_training_curves(envs: list[str], policies_dir: Path | None = None):
