@@ -123,7 +123,8 @@ def test_sampled_collection_is_seeded_recorded_and_refused_without_a_log_std(
 ):
     checkpoint = hopper_policy / "checkpoints" / "step_00000200.npz"
     settings = dict(steps=120, n_envs=2, checkpoint=checkpoint, overwrite=True)
-    build_dataset(HOPPER, "medium", **settings)
+    # named, not left to the committed policies' evaluations (which decide the default)
+    build_dataset(HOPPER, "medium", action_sampling="mean", **settings)
     mean = arrays("ssmrl/hopper/medium-v0")
     build_dataset(HOPPER, "medium", action_sampling="sample", **settings)
     sampled = arrays("ssmrl/hopper/medium-v0")
