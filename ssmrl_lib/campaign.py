@@ -206,6 +206,19 @@ def campaign_results(plan: Plan, store: RunStore, experiment: str | None = None
     return results
 
 
+def first_milestone_progress(plan: Plan, store: RunStore) -> dict[str, tuple[int, int]]:
+    """By experiment: how many of its runnable entries' runs have reached their first
+    milestone, of how many. Only a complete first milestone gives the consistent picture that
+    claims can rest on (a relation between two models needs both at the same budget);
+    entries still waiting are not counted."""
+    progress: dict[str, tuple[int, int]] = {}
+    for state in campaign_state(plan, store):
+        if state.level == 0 and not state.blocked:
+            done, runs = progress.get(state.entry.experiment, (0, 0))
+            progress[state.entry.experiment] = (done + state.done, runs + state.runs)
+    return progress
+
+
 def carried_checkpoints(plan: Plan, store: RunStore, finished: bool = False) -> list[Path]:
     """The checkpoint files (``checkpoint.pt`` and the stop it trained towards) that a later
     milestone of the plan resumes from: runs stopped mid-way, and runs waiting at an earlier

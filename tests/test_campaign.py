@@ -16,6 +16,7 @@ from ssmrl_lib.campaign import (
     campaign_results,
     carried_checkpoints,
     entry_specs,
+    first_milestone_progress,
     load_plan,
     plan_milestones,
     run_campaign,
@@ -97,6 +98,18 @@ def test_status_counts_a_run_without_its_checkpoint_as_starting_again(tmp_path):
     store.run_dir(spec.experiment, spec.config).path.joinpath("checkpoint.pt").unlink()
     assert second_milestone().endswith(
         "3.00 left  (1 restart from 0: their checkpoints are not here)")
+
+
+def test_an_experiment_is_settled_once_its_runnable_entries_reached_their_first_milestone(
+        tmp_path):
+    plan = _plan(tmp_path)
+    store = RunStore(tmp_path / "runs")
+    # waiting and blocked entries are not counted: their runs are not part of the picture yet
+    assert first_milestone_progress(plan, store) == {"bsuite_memory": (0, 1),
+                                                     "popgym_ppo": (0, 1)}
+    run_campaign(plan, store, levels=1, only=["bsuite-mlp"], log=lambda _line: None)
+    assert first_milestone_progress(plan, store) == {"bsuite_memory": (1, 1),
+                                                     "popgym_ppo": (0, 1)}
 
 
 def test_the_checkpoints_a_later_milestone_resumes_from_are_carried_until_the_plans_end(
