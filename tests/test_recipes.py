@@ -24,6 +24,7 @@ from ssmrl_lib.data.checkpoint_choice import (
 from ssmrl_lib.data.files import file_sha256
 from ssmrl_lib.data.local_store import dataset_lock, local_dataset_ids
 from ssmrl_lib.data.policy_dir import EVAL_COLUMNS
+from ssmrl_lib.data.portable import ACTOR_ARITHMETIC
 from ssmrl_lib.data.rebuild import rebuild_datasets
 from ssmrl_lib.data.recipes import RECIPES, build_dataset, recipe_dataset_id
 from ssmrl_lib.data.replay import REPLAY_FILE, export_replay
@@ -164,6 +165,12 @@ def test_the_recipe_samples_exactly_when_the_policy_was_evaluated_sampling(
         "sample: as D4RL's and Minari's")
     assert meta["checkpoint"] == "step_00010000.npz"
     assert recipes.outdated_reason(HOPPER, "medium", policy_dir) == ""
+
+    # A dataset whose actions were computed by the CPU-dependent arithmetic of before.
+    assert meta.pop("actor_arithmetic") == ACTOR_ARITHMETIC
+    assert RECIPES["medium"].outdated_reason(meta, HOPPER, policy_dir) == (
+        "medium's actions were computed by numpy-float32 (CPU-dependent) arithmetic; the "
+        f"recipe now computes them by {ACTOR_ARITHMETIC}, the same on every CPU")
 
 
 def test_medium_replay_holds_the_exported_transitions(hopper_policy):
@@ -631,7 +638,7 @@ COMMON_KEYS = {"recipe", "seed", "n_envs", "env_id", "gymnasium", "code_commit",
 CHECKPOINT_KEYS = {"checkpoint", "checkpoint_sha256", "checkpoint_step",
                    "checkpoint_normalized_score", "checkpoint_score_actions",
                    "checkpoint_deterministic_score", "chosen_by", "first_episode_seed",
-                   "action_sampling", "action_sampling_rule"}
+                   "action_sampling", "action_sampling_rule", "actor_arithmetic"}
 REPLAY_KEYS = {"replay_file_sha256", "replay_until_step"}
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from ssmrl_lib.data import portable
 from ssmrl_lib.data.files import npz_bytes
 from ssmrl_lib.envs import LocomotionTask
 from ssmrl_lib.errors import SsmrlError
@@ -27,8 +28,8 @@ class ActorPolicy:
     (``w0, b0, w1, b1, ...``, ReLU between them), the mean head (``w_mu, b_mu``), the log-std
     head (``w_log_std, b_log_std``; a checkpoint without it, such as the committed policies',
     can only act deterministically), the action bounds and a JSON ``meta`` string (environment,
-    algorithm, step, evaluation). A few hundred kB instead of SB3's few MB, and batched
-    inference is one matrix product per layer.
+    algorithm, step, evaluation). A few hundred kB instead of SB3's few MB. Inference is
+    batched and computed by :mod:`portable` arithmetic: the same actions on every CPU.
 
     Calling the policy gives the deterministic action (SB3's ``predict(deterministic=True)``);
     :meth:`sampler` gives a policy that samples like SB3's default ``predict`` (D4RL and Minari
@@ -44,13 +45,11 @@ class ActorPolicy:
         )
         self.low, self.high = arrays["low"], arrays["high"]
         self.meta = meta
-        # Inference multiplies by the transposed weights, stored contiguous once: NumPy's
-        # float32 product with a transposed view is about 4x slower for the small batches here.
-        self._layers = [(np.ascontiguousarray(w.T), b) for w, b in self.hidden]
-        self._mean_head = (np.ascontiguousarray(self.mu[0].T), self.mu[1])
-        self._log_std_head = (
-            (np.ascontiguousarray(self.log_std[0].T), self.log_std[1]) if self.log_std else None
-        )
+        # Inference runs in float64 by `portable` arithmetic (the same bits on every CPU, so
+        # that a dataset is the same wherever it is built): transposed weights, converted once.
+        self._layers = [_inference_weights(w, b) for w, b in self.hidden]
+        self._mean_head = _inference_weights(*self.mu)
+        self._log_std_head = _inference_weights(*self.log_std) if self.log_std else None
 
     @property
     def obs_dim(self) -> int:
@@ -62,18 +61,20 @@ class ActorPolicy:
         return self.log_std is not None
 
     def _latent(self, obs: np.ndarray) -> np.ndarray:
-        x = np.asarray(obs, dtype=np.float32)
+        """The last hidden layer's output ``(n, hidden)`` for observations ``(n, obs_dim)``."""
+        x = np.atleast_2d(np.asarray(obs, dtype=np.float32))
         for weight_t, bias in self._layers:
-            x = np.maximum(x @ weight_t + bias, 0.0)
+            x = np.maximum(portable.linear(x, weight_t, bias), 0.0)
         return x
 
-    def _rescale(self, squashed: np.ndarray) -> np.ndarray:
-        return (self.low + 0.5 * (squashed + 1.0) * (self.high - self.low)).astype(np.float32)
+    def _rescale(self, squashed: np.ndarray, obs: np.ndarray) -> np.ndarray:
+        actions = (self.low + 0.5 * (squashed + 1.0) * (self.high - self.low)).astype(np.float32)
+        return actions if np.ndim(obs) > 1 else actions[0]
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         """Actions for a batch ``(n, obs_dim)`` (or one observation ``(obs_dim,)``)."""
-        latent = self._latent(obs)
-        return self._rescale(np.tanh(latent @ self._mean_head[0] + self._mean_head[1]))
+        mean = portable.linear(self._latent(obs), *self._mean_head)
+        return self._rescale(portable.tanh(mean), obs)
 
     def sampler(self, rng: np.random.Generator) -> Callable[[np.ndarray], np.ndarray]:
         """A policy drawing ``tanh(mu + exp(log_std) * eps)``, ``eps ~ N(0, I)`` from ``rng``
@@ -88,10 +89,10 @@ class ActorPolicy:
 
         def act(obs: np.ndarray) -> np.ndarray:
             latent = self._latent(obs)
-            mean = latent @ self._mean_head[0] + self._mean_head[1]
-            log_std = np.clip(latent @ w_std + b_std, LOG_STD_MIN, LOG_STD_MAX)
-            noise = rng.standard_normal(mean.shape).astype(np.float32)
-            return self._rescale(np.tanh(mean + np.exp(log_std) * noise))
+            mean = portable.linear(latent, *self._mean_head)
+            log_std = np.clip(portable.linear(latent, w_std, b_std), LOG_STD_MIN, LOG_STD_MAX)
+            noise = rng.standard_normal(mean.shape)
+            return self._rescale(portable.tanh(mean + portable.exp(log_std) * noise), obs)
 
         return act
 
@@ -143,6 +144,12 @@ class ActorPolicy:
             raise SsmrlError(
                 f"policy checkpoint {path} is corrupt or truncated ({error})"
             ) from error
+
+
+def _inference_weights(weight: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A layer's ``(out, in)`` weight as the ``(in, out)`` float64 matrix inference multiplies by,
+    and its bias in float64."""
+    return np.ascontiguousarray(weight.T, dtype=np.float64), bias.astype(np.float64)
 
 
 def load_actor(path: Path, task: LocomotionTask) -> ActorPolicy:

@@ -16,7 +16,8 @@ in lockstep (:func:`collect_episodes`). A checkpoint acts by ``ACTION_SAMPLING``
 (a draw from its tanh-Gaussian, as D4RL's and Minari's generation scripts did) or ``"mean"``
 (its deterministic action); a policy whose training scored only its mean actions keeps acting
 by its mean (:func:`recipe_action_sampling`). Each dataset is deterministic: the same
-checkpoint, seed, ``n_envs`` and code give the same arrays. It is written under a temporary
+checkpoint, seed, ``n_envs`` and code give the same arrays, on any CPU (the actor computes by
+:mod:`portable` arithmetic; MuJoCo is portable already). It is written under a temporary
 store and moved into place only when complete, so a failure leaves nothing half-written.
 """
 
@@ -51,6 +52,7 @@ from ssmrl_lib.data.files import file_sha256
 from ssmrl_lib.data.local_store import building, dataset_lock, local_dataset_ids
 from ssmrl_lib.data.minari_write import create_dataset
 from ssmrl_lib.data.policy_dir import CHECKPOINT_DIR, task_policy_dir
+from ssmrl_lib.data.portable import ACTOR_ARITHMETIC
 from ssmrl_lib.data.replay import REPLAY_FILE, replay_episodes
 from ssmrl_lib.envs import LocomotionTask, normalized_score
 from ssmrl_lib.errors import SsmrlError, check_choice
@@ -196,6 +198,7 @@ class CheckpointRecipe(Recipe):
             "chosen_by": chosen_by,
             "first_episode_seed": first_seed,
             "action_sampling": action_sampling,
+            "actor_arithmetic": ACTOR_ARITHMETIC,
         }
 
     def outdated_reason(self, built: Provenance, task: LocomotionTask, policy_dir: Path) -> str:
@@ -215,6 +218,10 @@ class CheckpointRecipe(Recipe):
         if sampled != wanted:
             return (f"{self.name} was collected with {sampled} actions; the recipe now takes "
                     f"{wanted} actions")
+        arithmetic = built.get("actor_arithmetic", "numpy-float32 (CPU-dependent)")
+        if arithmetic != ACTOR_ARITHMETIC:
+            return (f"{self.name}'s actions were computed by {arithmetic} arithmetic; the "
+                    f"recipe now computes them by {ACTOR_ARITHMETIC}, the same on every CPU")
         return ""
 
     def _gone_reason(self, built: Provenance, policy_dir: Path) -> str:
@@ -264,7 +271,7 @@ class ReplayRecipe(Recipe):
 _PART_KEYS = ("algorithm_name", "policy", "checkpoint", "checkpoint_sha256", "checkpoint_step",
               "checkpoint_normalized_score", "checkpoint_score_actions",
               "checkpoint_deterministic_score", "chosen_by", "first_episode_seed",
-              "action_sampling")
+              "action_sampling", "actor_arithmetic")
 
 
 @dataclass(frozen=True)
@@ -323,6 +330,7 @@ class CombinedRecipe(Recipe):
                 and provenance.get("first_episode_seed", seed) == first_seed
                 # and one that records no action sampling took the mean action
                 and provenance.get("action_sampling", "mean") == request.action_sampling
+                and provenance.get("actor_arithmetic") == ACTOR_ARITHMETIC
             )
             if not same_policy_and_seeds:
                 return None
