@@ -6,9 +6,15 @@ scratch store, so nothing already built is reused, and records the total and per
 time. It then checks determinism: each rebuilt dataset's arrays must hash to the same
 fingerprint as the copy in the main store (``data/minari``) built earlier, where there is one.
 
+With ``--other-kernels`` the build runs with the kernels another CPU would get (OpenBLAS's for
+an older CPU, NumPy without its CPU-dispatched SIMD code; ``tests/test_portable.py`` does the same
+on a few hundred steps): the same fingerprints then show, at full size, that a dataset does not
+depend on the CPU that builds it. Its time says nothing about ``make data`` and goes to its own
+file.
+
 Other processes on the machine slow this down; the 1-minute load average is recorded.
 
-Usage: ``python benchmarks/dataset_build.py [--jobs 2] [--envs hopper ...]``
+Usage: ``python benchmarks/dataset_build.py [--jobs 2] [--envs hopper ...] [--other-kernels]``
 """
 
 from __future__ import annotations
@@ -43,15 +49,29 @@ def fingerprints(names: list[str], store: Path) -> dict[str, str | None]:
     return found
 
 
+def other_kernels() -> dict[str, str]:
+    """Settings under which OpenBLAS and NumPy pick other kernels than this CPU's own."""
+    from numpy._core._multiarray_umath import __cpu_dispatch__
+
+    return {"OPENBLAS_CORETYPE": "Prescott", "NPY_DISABLE_CPU_FEATURES": " ".join(__cpu_dispatch__)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--envs", nargs="+", default=list(MUJOCO_TASKS), choices=list(MUJOCO_TASKS))
-    parser.add_argument("--out", type=Path, default=RESULTS / "dataset_build_cpu.json")
+    parser.add_argument("--other-kernels", action="store_true",
+                        help="build with the kernels another CPU would get")
+    parser.add_argument("--out", type=Path, help="default: results/dataset_build[_other_kernels]"
+                        "_cpu.json")
     args = parser.parse_args()
+    kernels = other_kernels() if args.other_kernels else {}
+    out = args.out or RESULTS / (
+        f"dataset_build{'_other_kernels' if kernels else ''}_cpu.json")
 
     scratch = Path(tempfile.mkdtemp(prefix="ssmrl-dataset-bench-"))
     try:
+        os.environ.update(kernels)  # the build's workers are spawned: they start under these
         os.environ["MINARI_DATASETS_PATH"] = str(scratch)
         started = time.monotonic()
         outcomes = rebuild_datasets(args.envs, jobs=args.jobs)
@@ -66,6 +86,7 @@ def main() -> None:
     record = {
         "benchmark": "dataset_build",
         "jobs": args.jobs,
+        "kernels": kernels or "this CPU's own",
         "wall_seconds": round(wall, 1),
         "target_seconds": 15 * 60,
         "datasets": [
@@ -79,13 +100,13 @@ def main() -> None:
         ],
         "machine": machine,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=2) + "\n")
     for entry in record["datasets"]:
         print(f"{entry['name']:34} {entry['status']:8} {entry['seconds']:6.0f} s "
               f"same as data/minari: {entry['same_as_main_store']}")
     print(f"all datasets: {wall / 60:.1f} min with {args.jobs} jobs (target 15 min) "
-          f"-> {args.out}")
+          f"-> {out}")
 
 
 if __name__ == "__main__":

@@ -623,6 +623,29 @@ def test_recorded_rebuild_benchmark_shows_each_dataset_and_the_verdict(tmp_path)
     assert environment_floor(path, tmp_path / "missing.json") is None
 
 
+def test_the_other_kernels_rebuild_says_which_datasets_kept_their_arrays(tmp_path):
+    from ssmrl_lib.provenance import benchmark_record
+    from ssmrl_lib.report.datasets import portability_check
+
+    kernels = {"OPENBLAS_CORETYPE": "Prescott", "NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4"}
+    entries = [{"name": "ssmrl/hopper/random-v0", "same_as_main_store": True},
+               {"name": "ssmrl/hopper/medium-v0", "same_as_main_store": True},
+               {"name": "ssmrl/hopper/expert-v0", "same_as_main_store": None}]  # skipped
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps({"kernels": kernels, "datasets": entries,
+                                "machine": benchmark_record()}))
+    sentence = portability_check(path)
+    assert "OpenBLAS's Prescott kernel and NumPy without its CPU-dispatched code (X86_V3 " \
+        "X86_V4 off)" in sentence
+    assert "all 2 have the same arrays as those in `data/minari`" in sentence
+    entries[1]["same_as_main_store"] = False
+    path.write_text(json.dumps({"kernels": kernels, "datasets": entries,
+                                "machine": benchmark_record()}))
+    assert "1 of 2 differ from those in `data/minari`: `ssmrl/hopper/medium-v0`" in \
+        portability_check(path)
+    assert portability_check(tmp_path / "missing.json") is None
+
+
 def labelled_with_replay(hopper_policy, tmp_path):
     """``labelled_policies`` with the exported replay too: every recipe is available."""
     policy_dir = labelled_policies(hopper_policy, tmp_path)

@@ -9,16 +9,18 @@ from dataclasses import dataclass, field
 from functools import partial
 
 import pytest
+import torch
 
 from ssmrl_lib.experiments import bsuite_memory, offline_rl, popgym_ppo
 from ssmrl_lib.experiments.registry import EXPERIMENTS, grid_milestones, milestone_records
 from ssmrl_lib.paths import REPO_ROOT
 from ssmrl_lib.runs import LocalExecutor, RunSpec, RunStore, config_hash
 from ssmrl_lib.runs.migrate import migrate_store
-from ssmrl_lib.runs.store import full_config_hash, horizon_of
+from ssmrl_lib.runs.store import CHECKPOINT_FILE, HARDWARE_KEY, full_config_hash, horizon_of
 
 TIMING = {"wall_time_s", "wall_time_stretches_s", "cpu_time_s", "train_time_s",
-          "env_steps_per_s", "commit", "hardware", "versions", "peak_memory", "eval_time_s"}
+          "env_steps_per_s", "commit", "hardware", "hardware_stretches", "versions",
+          "peak_memory", "eval_time_s"}
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,13 @@ def test_wall_time_of_a_killed_and_resumed_run_sums_its_stretches(tmp_path):
                                               killed_after_first_checkpoint)])
     run = store.run_dir(spec.experiment, spec.config)
     assert not run.finished and run.load_checkpoint()["update"] == 2
+    # The first stretch ran elsewhere (the checkpoint carried from another machine).
+    state = torch.load(run.path / CHECKPOINT_FILE, weights_only=False)
+    torch.save(state | {HARDWARE_KEY: ["Other CPU, 2 cores, torch threads 1"]},
+               run.path / CHECKPOINT_FILE)
     result = _run(store, spec)
+    assert result["hardware_stretches"] == ["Other CPU, 2 cores, torch threads 1",
+                                            result["hardware"]]
     stretches = result["wall_time_stretches_s"]
     assert len(stretches) == 2 and all(s > 0 for s in stretches)
     assert result["wall_time_s"] == pytest.approx(sum(stretches))

@@ -214,6 +214,27 @@ def rebuild_benchmark(path: Path) -> tuple[pd.DataFrame, str] | None:
     return frame, sentence
 
 
+def portability_check(path: Path) -> str | None:
+    """A sentence: did the datasets rebuilt with another CPU's kernels (``dataset_build.py
+    --other-kernels``) come out with the same arrays as ``data/minari``? None if never run."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    compared = [e for e in record["datasets"] if e["same_as_main_store"] is not None]
+    differing = [e["name"] for e in compared if not e["same_as_main_store"]]
+    kernels = record["kernels"]
+    forced = (f"OpenBLAS's {kernels['OPENBLAS_CORETYPE']} kernel and NumPy without its "
+              f"CPU-dispatched code ({kernels['NPY_DISABLE_CPU_FEATURES']} off)")
+    outcome = (f"all {len(compared)} have the same arrays as those in `data/minari`"
+               if not differing else
+               f"{len(differing)} of {len(compared)} differ from those in `data/minari`: "
+               + ", ".join(f"`{name}`" for name in differing))
+    return (f"Rebuilt with the kernels another CPU would get ({forced}; "
+            f"`benchmarks/dataset_build.py --other-kernels`), {outcome}. "
+            f"{benchmark_caption(record['machine'])}")
+
+
 def environment_floor(build_path: Path, step_path: Path) -> str | None:
     """A sentence: how much of the recorded rebuild MuJoCo's physics and the environments'
     steps need (``benchmarks/env_step.py``); None if either benchmark is missing."""

@@ -48,7 +48,7 @@ def run_record(
 # same run gives other values for them on another executor, machine or day.
 MEASUREMENT_KEYS = frozenset({
     "wall_time_s", "wall_time_stretches_s", "cpu_time_s", "train_time_s", "env_steps_per_s",
-    "eval_time_s", "peak_memory", "hardware", "commit", "versions",
+    "eval_time_s", "peak_memory", "hardware", "hardware_stretches", "commit", "versions",
 })
 
 

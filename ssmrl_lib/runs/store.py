@@ -40,6 +40,8 @@ from typing import Any
 
 import torch
 
+from ssmrl_lib.provenance import hardware
+
 RESULT_FILE = "result.json"
 CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -50,6 +52,7 @@ HORIZON = "horizon"  # where a run stops: left out of the key, defines the stop
 RECORD = "record"  # what a run records on the way (milestones): left out of the key
 WALL_TIME_KEY = "_run_wall_time_stretches_s"
 CPU_TIME_KEY = "_run_cpu_time_stretches_s"
+HARDWARE_KEY = "_run_hardware_stretches"
 _NEVER = object()
 
 
@@ -191,6 +194,7 @@ class RunDir:
         self.config = config
         self._stretches: list[float] = []
         self._cpu_stretches: list[float] = []
+        self._hardware_stretches: list[str] = []
         self._clock_started: float | None = None
         self._cpu_started = 0.0
 
@@ -269,6 +273,11 @@ class RunDir:
         """Seconds of every stretch this run ran in: those before its checkpoint, then this one."""
         return [*self._stretches, self._elapsed()]
 
+    def hardware_stretches(self) -> list[str]:
+        """The hardware of every stretch (a run carried to another machine resumes there: its
+        later numbers are that CPU's)."""
+        return [*self._hardware_stretches, hardware()]
+
     def wall_time_s(self) -> float:
         """Seconds this run has taken, summed over its stretches."""
         return float(sum(self.wall_time_stretches()))
@@ -281,7 +290,8 @@ class RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
         tmp = self.path / f".{CHECKPOINT_FILE}.tmp"
         torch.save({**state, WALL_TIME_KEY: self.wall_time_stretches(),
-                    CPU_TIME_KEY: self.cpu_time_stretches()}, tmp)
+                    CPU_TIME_KEY: self.cpu_time_stretches(),
+                    HARDWARE_KEY: self.hardware_stretches()}, tmp)
         os.replace(tmp, self.path / CHECKPOINT_FILE)
         atomic_write_json(self.path / CHECKPOINT_STOP_FILE, {"stop": self.stop})
 
@@ -293,6 +303,9 @@ class RunDir:
         state = torch.load(path, map_location="cpu", weights_only=False)
         self._stretches = list(state.pop(WALL_TIME_KEY, []))
         self._cpu_stretches = list(state.pop(CPU_TIME_KEY, []))
+        # a checkpoint written before hardware was kept per stretch: unknown, not this one's
+        self._hardware_stretches = list(state.pop(
+            HARDWARE_KEY, ["not recorded"] * len(self._cpu_stretches)))
         return state
 
     def checkpoint_stop(self) -> dict[str, Any] | None:
@@ -352,4 +365,5 @@ def wall_time_fields(run: RunDir) -> dict[str, Any]:
         "wall_time_stretches_s": stretches,
         "wall_time_counts": WALL_TIME_COUNTS,
         "cpu_time_s": run.cpu_time_s(),
+        "hardware_stretches": run.hardware_stretches(),
     }
