@@ -635,8 +635,8 @@ def test_the_other_kernels_rebuild_says_which_datasets_kept_their_arrays(tmp_pat
     path.write_text(json.dumps({"kernels": kernels, "datasets": entries,
                                 "machine": benchmark_record()}))
     sentence = portability_check(path)
-    assert "OpenBLAS's Prescott kernel and NumPy without its CPU-dispatched code (X86_V3 " \
-        "X86_V4 off)" in sentence
+    assert "OpenBLAS's Prescott kernel, NumPy's CPU-dispatched targets X86_V3 X86_V4 " \
+        "switched off)" in sentence
     assert "all 2 have the same arrays as those in `data/minari`" in sentence
     entries[1]["same_as_main_store"] = False
     path.write_text(json.dumps({"kernels": kernels, "datasets": entries,

@@ -224,14 +224,14 @@ def portability_check(path: Path) -> str | None:
     compared = [e for e in record["datasets"] if e["same_as_main_store"] is not None]
     differing = [e["name"] for e in compared if not e["same_as_main_store"]]
     kernels = record["kernels"]
-    forced = (f"OpenBLAS's {kernels['OPENBLAS_CORETYPE']} kernel and NumPy without its "
-              f"CPU-dispatched code ({kernels['NPY_DISABLE_CPU_FEATURES']} off)")
+    forced = (f"OpenBLAS's {kernels['OPENBLAS_CORETYPE']} kernel, NumPy's CPU-dispatched "
+              f"targets {kernels['NPY_DISABLE_CPU_FEATURES']} switched off")
     outcome = (f"all {len(compared)} have the same arrays as those in `data/minari`"
                if not differing else
                f"{len(differing)} of {len(compared)} differ from those in `data/minari`: "
                + ", ".join(f"`{name}`" for name in differing))
-    return (f"Rebuilt with the kernels another CPU would get ({forced}; "
-            f"`benchmarks/dataset_build.py --other-kernels`), {outcome}. "
+    return (f"Rebuilt with the kernels another CPU would get "
+            f"(`benchmarks/dataset_build.py --other-kernels`: {forced}), {outcome}. "
             f"{benchmark_caption(record['machine'])}")
 
 
