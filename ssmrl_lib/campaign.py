@@ -136,6 +136,7 @@ class LevelState:
     # Pending runs that reached an earlier milestone but whose checkpoint is not in this store
     # (checkpoints are not committed: a fresh clone, another machine): they start again at 0.
     restarts: tuple[Path, ...] = ()
+    part_way: int = 0  # pending runs with a checkpoint on the way to this milestone
 
     @property
     def pending(self) -> int:
@@ -163,15 +164,19 @@ def level_state(entry: Entry, level: int, store: RunStore) -> LevelState:
     specs, blocked = entry_specs(entry, level)
     if blocked:
         return LevelState(entry, level, entry.runs, 0, blocked)
-    done, cpu, restarts = 0, 0.0, []
+    done, cpu, restarts, part_way = 0, 0.0, [], 0
     for spec in specs:
         run = store.find(spec.experiment, spec.config)
-        if run is not None and run.finished:
+        if run is None:
+            continue
+        if run.finished:
             done += 1
             cpu += _increment_cpu_s(run.read_result()) / 3600
-        elif run is not None and run.checkpoint_stop() is None and run.read_furthest():
+        elif run.checkpoint_stop() == run.stop:
+            part_way += 1
+        elif run.checkpoint_stop() is None and run.read_furthest():
             restarts.append(run.path)
-    return LevelState(entry, level, len(specs), done, "", cpu, tuple(restarts))
+    return LevelState(entry, level, len(specs), done, "", cpu, tuple(restarts), part_way)
 
 
 def _increment_cpu_s(result: dict[str, Any]) -> float:
@@ -283,6 +288,8 @@ def status_report(plan: Plan, store: RunStore, jobs: int | None = None) -> str:
                 f", {pending_hours:6.2f} left" + (f"  [{state.blocked}]" if state.blocked else "")
                 + (f"  ({restarts} restart from 0: their checkpoints are not here)"
                    if restarts else "")
+                + (f"  ({state.part_way} part-way, checkpointed)"
+                   if state.part_way else "")
             )
     rate = spent / planned_done if planned_done else 1.0
     lines.append(

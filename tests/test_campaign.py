@@ -100,6 +100,20 @@ def test_status_counts_a_run_without_its_checkpoint_as_starting_again(tmp_path):
         "3.00 left  (1 restart from 0: their checkpoints are not here)")
 
 
+def test_status_says_which_pending_runs_are_part_way_to_the_milestone(tmp_path):
+    plan = _plan(tmp_path, {"jobs": 1, "entries": [TINY_PLAN["entries"][1]]})
+    store = RunStore(tmp_path / "runs")
+
+    def first_milestone() -> str:
+        return status_report(plan, store).splitlines()[2]
+
+    assert "part-way" not in first_milestone()
+    (spec,) = entry_specs(plan.entries[0], 0)[0]
+    store.run_dir(spec.experiment, spec.config).save_checkpoint({"update": 1})  # a killed run
+    assert first_milestone().endswith("(1 part-way, checkpointed)")
+    assert "0/1   done" in first_milestone()
+
+
 def test_an_experiment_is_settled_once_its_runnable_entries_reached_their_first_milestone(
         tmp_path):
     plan = _plan(tmp_path)
