@@ -29,6 +29,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ssmrl_lib.data.minari_io import load_trajectories
+from ssmrl_lib.data.portable import other_kernels
 from ssmrl_lib.data.rebuild import rebuild_datasets
 from ssmrl_lib.envs import MUJOCO_TASKS
 from ssmrl_lib.paths import REPO_ROOT
@@ -47,13 +48,6 @@ def fingerprints(names: list[str], store: Path) -> dict[str, str | None]:
             store / name
         ).is_dir() else None
     return found
-
-
-def other_kernels() -> dict[str, str]:
-    """Settings under which OpenBLAS and NumPy pick other kernels than this CPU's own."""
-    from numpy._core._multiarray_umath import __cpu_dispatch__
-
-    return {"OPENBLAS_CORETYPE": "Prescott", "NPY_DISABLE_CPU_FEATURES": " ".join(__cpu_dispatch__)}
 
 
 def main() -> None:

@@ -60,18 +60,12 @@ print(json.dumps({
 """
 
 
-def _dispatched_features() -> str:
-    """Every SIMD target NumPy dispatches to at run time (not the baseline it is built for)."""
-    from numpy._core._multiarray_umath import __cpu_dispatch__
-
-    return " ".join(__cpu_dispatch__)
-
-
+OTHER = portable.other_kernels()
 SETTINGS = {
     "as found": {},
-    "OpenBLAS Prescott kernel": {"OPENBLAS_CORETYPE": "Prescott"},
+    "OpenBLAS Prescott kernel": {"OPENBLAS_CORETYPE": OTHER["OPENBLAS_CORETYPE"]},
     "OpenBLAS Sandybridge kernel": {"OPENBLAS_CORETYPE": "Sandybridge"},
-    "NumPy baseline SIMD only": {"NPY_DISABLE_CPU_FEATURES": _dispatched_features()},
+    "NumPy baseline SIMD only": {"NPY_DISABLE_CPU_FEATURES": OTHER["NPY_DISABLE_CPU_FEATURES"]},
 }
 
 

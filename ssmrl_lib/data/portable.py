@@ -39,8 +39,18 @@ _exp = np.vectorize(math.exp, otypes=[np.float64])
 def linear(x: np.ndarray, weight_t: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """``x @ weight_t + bias`` in float64 without BLAS: ``x (n, d_in)``, ``weight_t (d_in,
     d_out)``, ``bias (d_out,)`` -> ``(n, d_out)``."""
-    return np.einsum("ni,io->no", x.astype(np.float64), weight_t.astype(np.float64),
-                     optimize=False) + bias
+    return np.einsum("ni,io->no", np.asarray(x, dtype=np.float64),
+                     np.asarray(weight_t, dtype=np.float64), optimize=False) + bias
+
+
+def other_kernels() -> dict[str, str]:
+    """Environment settings under which OpenBLAS and NumPy pick other kernels than this CPU's
+    own (OpenBLAS's for an SSE3-era CPU; NumPy with every target it dispatches to at run time
+    switched off): what another CPU would compute with. They act on processes started with
+    them."""
+    from numpy._core._multiarray_umath import __cpu_dispatch__
+
+    return {"OPENBLAS_CORETYPE": "Prescott", "NPY_DISABLE_CPU_FEATURES": " ".join(__cpu_dispatch__)}
 
 
 def tanh(x: np.ndarray) -> np.ndarray:
