@@ -170,6 +170,7 @@ bench: setup  ## speed/memory benchmarks; results under benchmarks/results/
 	$(BIN)/python benchmarks/ppo_throughput.py
 	$(BIN)/python benchmarks/env_step.py
 	$(BIN)/python benchmarks/dataset_build.py --jobs $(DATA_JOBS)
+	$(BIN)/python benchmarks/dataset_build.py --jobs $(DATA_JOBS) --other-kernels
 	$(BIN)/python benchmarks/parallel_executor.py
 
 # The campaign (campaign/plan.yaml) in the background (a session of its own whose autogroup
